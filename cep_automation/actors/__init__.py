@@ -1,0 +1,28 @@
+"""Importing this package declares every actor on the configured broker.
+
+This is the module the Dramatiq and periodiq command lines load::
+
+    dramatiq cep_automation.actors --queues leads campaigns stats
+    periodiq cep_automation.actors
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pendulum
+
+from cep_automation.bootstrap import bootstrap
+from cep_automation.errors import CepError
+
+# periodiq reads the local time; schedules are UTC whatever the machine's zone.
+pendulum.set_local_timezone(pendulum.UTC)
+
+try:
+    broker = bootstrap()
+except CepError as exc:  # a clear message instead of a traceback from inside the Dramatiq CLI
+    sys.exit(f"error: {exc}")
+
+from cep_automation.actors.stats import stats_rollup  # noqa: E402
+
+__all__ = ["broker", "stats_rollup"]

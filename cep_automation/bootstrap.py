@@ -1,0 +1,21 @@
+"""Start-up of a process that declares actors: settings, broker, plugins — in that order."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from cep_automation.broker import build_broker
+from cep_automation.plugins.manager import load_plugins
+from cep_automation.settings import get_settings
+
+
+def bootstrap() -> dramatiq.Broker:
+    """Validate settings, set the global broker and load plugins before any actor is declared."""
+    settings = get_settings()
+    logging.getLogger("cep_automation").setLevel(settings.cep_log_level.upper())
+    broker = build_broker(settings)
+    dramatiq.set_broker(broker)
+    load_plugins(settings)
+    return broker

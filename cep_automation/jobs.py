@@ -1,0 +1,121 @@
+"""Job state, progress and log lines, kept in Redis per message id (BullMQ's ``job.updateProgress``/``job.log``).
+
+Kept 24 h after completion and 7 days after failure, as the seed's retention says.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dramatiq.middleware import CurrentMessage
+
+from cep_automation.redis_client import get_redis, key
+
+KEEP_COMPLETED_S = 24 * 3600
+KEEP_FAILED_S = 7 * 24 * 3600
+MAX_LOG_LINES = 1000
+STATES = ("queued", "active", "retrying", "completed", "failed", "dead", "skipped")
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def record(message_id: str, state: str, **fields: Any) -> None:
+    """Set a job's state and any extra fields, and its retention for that state."""
+    if state not in STATES:
+        raise ValueError(f"unknown job state {state!r}")
+    data = {"state": state, "updated_at": _now()}
+    data.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items() if v is not None})
+    ttl = KEEP_COMPLETED_S if state in ("completed", "skipped") else KEEP_FAILED_S
+    pipe = get_redis().pipeline()
+    pipe.hset(key("job", message_id), mapping=data)
+    pipe.expire(key("job", message_id), ttl)
+    pipe.expire(key("job", message_id, "log"), ttl)
+    pipe.execute()
+
+
+@dataclass
+class JobInfo:
+    """What is known of one message id."""
+
+    message_id: str
+    state: str
+    actor: str = ""
+    queue: str = ""
+    progress: int = 0
+    attempt: int = 0
+    result: Any = None
+    error: str = ""
+    log: list[str] = field(default_factory=list)
+    updated_at: float = 0.0
+
+    def asdict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def get_job(message_id: str) -> JobInfo | None:
+    """The stored state of a message, or None if unknown or expired."""
+    client = get_redis()
+    raw = client.hgetall(key("job", message_id))
+    if not raw:
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    lines = [line.decode() for line in client.lrange(key("job", message_id, "log"), 0, -1)]
+    return JobInfo(
+        message_id=message_id,
+        state=data["state"],
+        actor=data.get("actor", ""),
+        queue=data.get("queue", ""),
+        progress=int(data.get("progress", 0)),
+        attempt=int(data.get("attempt", 0)),
+        result=json.loads(data["result"]) if "result" in data else None,
+        error=data.get("error", ""),
+        log=lines,
+        updated_at=float(data.get("updated_at", 0)),
+    )
+
+
+class JobHandle:
+    """The running job as seen from inside an actor."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+
+    def progress(self, percent: int) -> None:
+        """Report progress from 0 to 100."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be between 0 and 100, got {percent}")
+        get_redis().hset(key("job", self.message_id), mapping={"progress": int(percent), "updated_at": _now()})
+
+    def log(self, line: str) -> None:
+        """Append a log line readable with ``cep-automation jobs show``."""
+        log_key = key("job", self.message_id, "log")
+        pipe = get_redis().pipeline()
+        pipe.rpush(log_key, f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}")
+        pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
+        pipe.expire(log_key, KEEP_FAILED_S)
+        pipe.execute()
+
+
+class _NoJob(JobHandle):
+    """Used when an actor is called directly (unit tests, scripts): reports go nowhere."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def progress(self, percent: int) -> None:
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be between 0 and 100, got {percent}")
+
+    def log(self, line: str) -> None:
+        pass
+
+
+def current_job() -> JobHandle:
+    """The handle of the message being processed by this thread."""
+    message = CurrentMessage.get_current_message()
+    return JobHandle(message.message_id) if message is not None else _NoJob()

@@ -1,0 +1,42 @@
+"""Records each message's state (queued, active, retrying, completed, failed, skipped) in Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq import Middleware
+
+from cep_automation import jobs
+
+
+class JobState(Middleware):
+    """Keeps :mod:`cep_automation.jobs` up to date for every message.
+
+    Must sit before ``Retries`` in the stack: after-hooks run in reverse order, so it then
+    sees ``message.failed`` as set by ``Retries`` when the last attempt fails.
+    """
+
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
+        state = "retrying" if message.options.get("retries") else "queued"
+        jobs.record(message.message_id, state, actor=message.actor_name, queue=message.queue_name)
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        attempt = message.options.get("retries", 0) + 1
+        jobs.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name, attempt=attempt)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if exception is None:
+            jobs.record(message.message_id, "completed", result=_jsonable(result), progress=100)
+        elif message.failed:
+            jobs.record(message.message_id, "failed", error=f"{type(exception).__name__}: {exception}")
+        # Otherwise Retries re-enqueued it and after_enqueue marked it "retrying".
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        jobs.record(message.message_id, "skipped")
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (dict, list)) else {"value": value}

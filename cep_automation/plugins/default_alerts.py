@@ -1,0 +1,31 @@
+"""Built-in alert sink that writes alerts to the log; always enabled, so no alert is ever dropped."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.integration import Integration
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_LEVELS = {"low": logging.INFO, "medium": logging.WARNING, "high": logging.ERROR, "critical": logging.CRITICAL}
+
+
+class LogAlerts(Integration):
+    """Writes each alert to the ``cep_automation.alerts`` logger at a level matching its severity."""
+
+    name = "log"
+    kind = "alerts"
+
+    def send(self, severity: str, title: str, body: str = "", **context: Any) -> None:
+        if severity not in SEVERITIES:
+            raise ValueError(f"unknown alert severity {severity!r}; use one of {', '.join(SEVERITIES)}")
+        logging.getLogger("cep_automation.alerts").log(
+            _LEVELS[severity], "[%s] %s %s", severity.upper(), title, body, extra={"alert": context}
+        )
+
+
+@hookimpl(trylast=True)
+def register_integrations(register):  # type: ignore[no-untyped-def]
+    register(LogAlerts(settings=None))

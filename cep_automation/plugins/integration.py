@@ -1,0 +1,47 @@
+"""The base class of everything a plugin registers: one external service of one kind."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# The kinds of integration a plugin may register; a job asks for integrations by kind.
+KINDS = (
+    "email_marketing",
+    "transactional_email",
+    "messaging",
+    "crm",
+    "ads",
+    "analytics",
+    "llm",
+    "storage",
+    "alerts",
+)
+
+
+class Integration:
+    """An external service a job can call.
+
+    Subclasses set ``name`` and ``kind`` and list the settings they cannot work without in
+    ``required_settings``; an integration missing one is disabled and says which.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = ""
+    required_settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def disabled_reason(self) -> str | None:
+        """Why this integration cannot run, or None when it can."""
+        missing = [name.upper() for name in self.required_settings if not getattr(self.settings, name, None)]
+        if missing:
+            return "not configured: set " + ", ".join(missing)
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_reason() is None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.kind}:{self.name}>"

@@ -1,0 +1,60 @@
+"""Collects the integrations plugins register, with provenance, aliases and duplicates handled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cep_automation.plugins.integration import KINDS, Integration
+from cep_automation.plugins.manager import get_plugin_manager, load_plugins
+from cep_automation.settings import Settings
+
+
+@dataclass
+class Registered:
+    """An integration and the plugin that registered it."""
+
+    integration: Integration
+    plugin: str
+
+
+@dataclass
+class Registry:
+    """Integrations by kind; the first registration of a (kind, name) wins."""
+
+    entries: dict[tuple[str, str], Registered] = field(default_factory=dict)
+    conflicts: list[str] = field(default_factory=list)
+
+    def add(self, integration: Integration, plugin: str) -> None:
+        if integration.kind not in KINDS:
+            raise ValueError(f"plugin {plugin!r} registered {integration!r} of unknown kind; use one of {KINDS}")
+        key = (integration.kind, integration.name)
+        if key in self.entries:
+            self.conflicts.append(
+                f"{integration.kind}:{integration.name} from {plugin!r} ignored; "
+                f"already registered by {self.entries[key].plugin!r}"
+            )
+            return
+        self.entries[key] = Registered(integration, plugin)
+
+    def of_kind(self, kind: str, *, enabled_only: bool = True) -> list[Integration]:
+        """The integrations of one kind, in registration order."""
+        return [
+            r.integration
+            for (k, _), r in self.entries.items()
+            if k == kind and (r.integration.enabled or not enabled_only)
+        ]
+
+    def get(self, kind: str, name: str) -> Integration | None:
+        found = self.entries.get((kind, name))
+        return found.integration if found else None
+
+
+def collect_integrations(settings: Settings) -> Registry:
+    """Ask every plugin for its integrations (third-party first, built-ins last)."""
+    manager = load_plugins(settings)
+    registry = Registry()
+    # Pluggy's call order (LIFO, trylast last) keeps third-party plugins ahead of built-ins.
+    for impl in reversed(manager.hook.register_integrations.get_hookimpls()):
+        kwargs = {"register": lambda i, _name=impl.plugin_name: registry.add(i, _name), "settings": settings}
+        impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+    return registry

@@ -1,0 +1,96 @@
+"""The queue policy table: one row per job, declared once as data.
+
+Actors take their Dramatiq options from here (see :func:`actor_options`), so the attempts,
+backoff and time limits in DESIGN.md live in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Dramatiq runs lower priority numbers first among messages a worker has fetched.
+PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW = 0, 5, 10
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How one job is queued and retried.
+
+    Parameters:
+      actor: the job (actor) name, e.g. ``lead.created``.
+      queue: the Redis queue it is sent to.
+      priority: one of the ``PRIORITY_*`` values.
+      attempts: total tries, the first one included.
+      backoff_ms: first retry delay; each later retry doubles it.
+      time_limit_s: how long one attempt may run.
+      cron: UTC cron schedule for periodiq, or None.
+      pool: the worker pool that consumes the queue.
+    """
+
+    actor: str
+    queue: str
+    priority: int
+    attempts: int
+    backoff_ms: int
+    time_limit_s: int
+    cron: str | None
+    pool: str
+
+    @property
+    def max_retries(self) -> int:
+        return self.attempts - 1
+
+    @property
+    def max_backoff_ms(self) -> int:
+        # Exponential: backoff, 2*backoff, 4*backoff … up to the last retry.
+        return self.backoff_ms * 2 ** max(self.max_retries - 1, 0)
+
+
+POLICIES: tuple[QueuePolicy, ...] = (
+    QueuePolicy("lead.created", "leads", PRIORITY_HIGH, 3, 2_000, 60, None, "automation"),
+    QueuePolicy("campaign.sync", "campaigns", PRIORITY_MEDIUM, 3, 2_000, 600, "0 */6 * * *", "automation"),
+    QueuePolicy("stats.rollup", "stats", PRIORITY_LOW, 3, 2_000, 600, "0 2 * * *", "automation"),
+    QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, 2_000, 3_600, "0 3 * * *", "backup"),
+    QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, 2_000, 120, None, "llm"),
+)
+
+BY_ACTOR = {p.actor: p for p in POLICIES}
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A worker pool: the queues it consumes and its threads per process."""
+
+    name: str
+    queues: tuple[str, ...]
+    threads: int
+
+
+POOLS = {
+    "automation": Pool("automation", ("leads", "campaigns", "stats"), 5),
+    "llm": Pool("llm", ("llm",), 2),
+    "backup": Pool("backup", ("backup",), 1),
+}
+
+
+def policy(actor: str) -> QueuePolicy:
+    """The policy of ``actor``; KeyError names the known actors."""
+    try:
+        return BY_ACTOR[actor]
+    except KeyError:
+        raise KeyError(f"no queue policy for {actor!r}; known: {', '.join(BY_ACTOR)}") from None
+
+
+def actor_options(actor: str) -> dict[str, Any]:
+    """Keyword arguments for ``dramatiq.actor`` taken from the policy table."""
+    p = policy(actor)
+    return {
+        "actor_name": p.actor,
+        "queue_name": p.queue,
+        "priority": p.priority,
+        "max_retries": p.max_retries,
+        "min_backoff": p.backoff_ms,
+        "max_backoff": p.max_backoff_ms,
+        "time_limit": p.time_limit_s * 1000,
+    }

@@ -1,0 +1,56 @@
+"""One Redis client per process for our own state (job status, schedule ticks, counters)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+
+from cep_automation.errors import ServiceUnavailable
+from cep_automation.settings import get_settings
+
+_lock = threading.Lock()
+_client: redis.Redis | None = None
+_client_pid: int | None = None
+
+
+def get_redis() -> redis.Redis:
+    """The process's client (recreated after a fork); connects lazily on first command."""
+    global _client, _client_pid
+    with _lock:
+        if _client is None or _client_pid != os.getpid():
+            _client = redis.Redis.from_url(
+                get_settings().redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+            )
+            _client_pid = os.getpid()
+        return _client
+
+
+def reset_redis() -> None:
+    """Forget the client (tests that change REDIS_URL)."""
+    global _client
+    with _lock:
+        _client = None
+
+
+def key(*parts: str) -> str:
+    """A namespaced key, e.g. ``cep:job:<id>``."""
+    return ":".join((get_settings().cep_namespace, *parts))
+
+
+def check_redis(url: str | None = None) -> None:
+    """Raise :class:`ServiceUnavailable` unless Redis answers PING."""
+    url = url or get_settings().redis_url
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise ServiceUnavailable(f"Redis is unreachable at {_public(url)}: {exc}") from None
+
+
+def _public(url: str) -> str:
+    """The URL without a password."""
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+    return url

@@ -1,0 +1,122 @@
+"""Settings read from the environment (and an optional ``.env``), validated once.
+
+Every problem is collected into one :class:`SettingsError` so an operator fixes them all
+in one go instead of one traceback at a time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cep_automation.errors import SettingsError
+
+# How to fix each setting, shown next to its error.
+HINTS = {
+    "REDIS_URL": "a Redis URL such as redis://127.0.0.1:6379/0 (or unix:///path/redis.sock)",
+    "DATABASE_URL": "a PostgreSQL URL such as postgresql://cep:secret@127.0.0.1:5432/cep",
+    "BROKER_URL": "redis://…, amqp://guest:guest@127.0.0.1:5672/ or stub:// (empty = REDIS_URL)",
+    "CRM_ENABLED": "true or false",
+    "CEP_METRICS_PORT": "a TCP port number between 1 and 65535 (0 disables the endpoint)",
+    "CEP_DB_POOL_MAX": "a whole number of connections, at least 1",
+}
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+BROKER_SCHEMES = REDIS_SCHEMES + ("amqp://", "amqps://", "stub://")
+
+
+class Settings(BaseSettings):
+    """Every setting of the system; environment names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    redis_url: str
+    database_url: str
+    broker_url: str = ""
+    cep_namespace: str = "cep"
+    cep_db_pool_min: int = Field(1, ge=0)
+    cep_db_pool_max: int = Field(10, ge=1)
+    cep_metrics_port: int = Field(9191, ge=0, le=65535)
+    cep_log_level: str = "INFO"
+    cep_data_dir: str = ".data"
+    cep_disabled_plugins: str = ""
+    cep_load_plugins: str | None = None
+    cep_trace_plugins: bool = False
+    cep_api_token: SecretStr | None = None
+
+    mailchimp_api_key: SecretStr | None = None
+    mailchimp_server: str | None = None
+    mailchimp_list_id: str | None = None
+    mailchimp_transactional_key: SecretStr | None = None
+    mailchimp_base_url: str | None = None
+    mandrill_base_url: str = "https://mandrillapp.com/api/1.0"
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_base_url: str = "https://graph.facebook.com/v18.0"
+    meta_access_token: SecretStr | None = None
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    meta_graph_base_url: str = "https://graph.facebook.com/v18.0"
+    ga4_property_id: str | None = None
+    ga4_credentials: SecretStr | None = None
+    ga4_base_url: str = "https://analyticsdata.googleapis.com/v1beta"
+    crm_enabled: bool = False
+    s3_backup_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    llm_api_base: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        return _require_scheme(value, REDIS_SCHEMES)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        return _require_scheme(value, POSTGRES_SCHEMES)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        return _require_scheme(value, BROKER_SCHEMES) if value else value
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The URL the broker connects to: ``BROKER_URL`` or else ``REDIS_URL``."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def disabled_plugins(self) -> set[str]:
+        return {name.strip() for name in self.cep_disabled_plugins.split(",") if name.strip()}
+
+
+def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
+    if not value.startswith(schemes):
+        raise ValueError(f"must start with one of {', '.join(schemes)}")
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    hint = HINTS.get(name)
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    what = "is not set" if error["type"] == "missing" else f"is invalid ({msg})"
+    return f"{name} {what}" + (f"; expected {hint}" if hint else "")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise :class:`SettingsError` listing every problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError([_describe(e) for e in exc.errors()]) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()
