@@ -1,0 +1,78 @@
+"""``cep-automation enqueue`` and ``cep-automation jobs``: send jobs and read their state."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+import click
+
+from cep_automation.errors import UnknownJob
+
+
+def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if payload_json:
+        try:
+            payload = json.loads(payload_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc.msg} at position {exc.pos})", param_hint="--json")
+        if not isinstance(payload, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--json")
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="ARGS")
+        payload[name] = value
+    return payload
+
+
+@click.command()
+@click.argument("job")
+@click.argument("args", nargs=-1)
+@click.option("--json", "payload_json", help="Payload as a JSON object.")
+def enqueue(job: str, args: tuple[str, ...], payload_json: str | None) -> None:
+    """Send JOB with a payload given as NAME=VALUE pairs or --json; prints the message id."""
+    from cep_automation import actors
+    from cep_automation.redis_client import check_redis
+
+    payload = _parse_payload(args, payload_json)
+    if job not in actors.broker.actors:
+        raise UnknownJob(job, list(actors.broker.actors))
+    actor = actors.broker.get_actor(job)
+    try:
+        inspect.signature(actor.fn).bind(**payload)
+    except TypeError as exc:
+        raise click.BadParameter(f"{job} does not take this payload: {exc}", param_hint="ARGS") from None
+    check_redis()
+    message = actor.send(**payload)
+    click.echo(message.message_id)
+
+
+@click.group()
+def jobs() -> None:
+    """Inspect jobs by message id."""
+
+
+@jobs.command()
+@click.argument("message_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(message_id: str, as_json: bool) -> None:
+    """Print the state, progress, log lines and result of MESSAGE_ID."""
+    from cep_automation.jobs import get_job
+
+    info = get_job(message_id)
+    if info is None:
+        raise click.ClickException(f"no job {message_id!r} (unknown, or older than its retention)")
+    if as_json:
+        click.echo(json.dumps(info.asdict(), indent=2, default=str))
+        return
+    click.echo(f"{info.message_id}  {info.actor}  queue={info.queue}  state={info.state}  "
+               f"progress={info.progress}%  attempt={info.attempt}")
+    if info.error:
+        click.echo(f"error: {info.error}")
+    for line in info.log:
+        click.echo(f"  {line}")
+    if info.result is not None:
+        click.echo("result: " + json.dumps(info.result, default=str))

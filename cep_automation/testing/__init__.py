@@ -1,0 +1,8 @@
+"""Test kit for cep_automation and its plugin authors: real services, stub broker, fake HTTP servers."""
+
+from __future__ import annotations
+
+from cep_automation.testing.fakes import FakeServer, Recorded
+from cep_automation.testing.services import TestServices
+
+__all__ = ["FakeServer", "Recorded", "TestServices"]

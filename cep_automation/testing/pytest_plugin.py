@@ -1,0 +1,108 @@
+"""pytest plugin shipped with cep_automation (entry point ``pytest11``).
+
+At start-up it points the settings at a real Redis and a fresh, migrated PostgreSQL database
+(the machine's servers, else embedded ones) and selects Dramatiq's ``StubBroker``, before any
+test imports the actors. Disable with ``-p no:cep_automation`` or ``CEP_TEST_SERVICES=0``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from cep_automation.testing.services import TestServices
+
+DOMAIN_TABLES = (
+    "leads", "course_runs", "courses", "campuses", "campaign_metrics", "campaigns", "uploads",
+    "audit_log", "dead_letters", "effects", "lead_rollups",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CEP_TEST_SERVICES") == "0":
+        return
+    from cep_automation.plugins import manager
+
+    manager.LOAD_ENTRYPOINTS = False  # installed plugins must not leak into tests
+    services = TestServices.start()
+    os.environ.update(services.env(broker_url="stub://"))
+    _reset_process_state()
+    config.stash[_SERVICES] = services
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    services = config.stash.get(_SERVICES, None)
+    if services is not None:
+        _reset_process_state()
+        services.stop()
+
+
+_SERVICES = pytest.StashKey[TestServices]()
+
+
+def _reset_process_state() -> None:
+    from cep_automation.db.pool import close_pool
+    from cep_automation.redis_client import reset_redis
+    from cep_automation.settings import get_settings
+
+    close_pool()
+    reset_redis()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def cep_services(pytestconfig: pytest.Config) -> TestServices:
+    """This session's Redis and PostgreSQL (see :class:`TestServices`)."""
+    services = pytestconfig.stash.get(_SERVICES, None)
+    if services is None:
+        pytest.skip("cep_automation test services are disabled (CEP_TEST_SERVICES=0)")
+    return services
+
+
+@pytest.fixture
+def db(cep_services: TestServices) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """An autocommit connection to the session database, emptied before the test."""
+    with psycopg.connect(cep_services.database_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("TRUNCATE " + ", ".join(DOMAIN_TABLES) + " RESTART IDENTITY CASCADE")
+        yield conn
+
+
+@pytest.fixture
+def redis_client(cep_services: TestServices) -> Iterator[Any]:
+    """The process's Redis client; the session namespace is emptied before and after."""
+    from cep_automation.redis_client import get_redis
+
+    cep_services.flush_redis()
+    yield get_redis()
+    cep_services.flush_redis()
+
+
+@pytest.fixture
+def stub_broker(cep_services: TestServices) -> Iterator[Any]:
+    """The StubBroker every actor is declared on, flushed before and after the test."""
+    from dramatiq.brokers.stub import StubBroker
+
+    from cep_automation.actors import broker
+
+    if not isinstance(broker, StubBroker):
+        pytest.fail("actors were declared on a real broker; BROKER_URL must be stub:// in tests")
+    broker.flush_all()
+    cep_services.flush_redis()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def stub_worker(stub_broker: Any) -> Iterator[Any]:
+    """A Dramatiq worker on the stub broker (Dramatiq's unit-testing recipe)."""
+    from dramatiq import Worker
+
+    worker = Worker(stub_broker, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
