@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import psycopg
 
-from cep_automation.db import migrate as migrate_module
+from cep_automation.db import migrator as migrate_module
 from cep_automation.db.pool import check_database
 from cep_automation.settings import get_settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cep_automation.db.migrate import applied_migrations, migrate, pending_migrations
+from cep_automation.db.migrator import applied_migrations, migrate, pending_migrations
 from cep_automation.db.pool import check_database, close_pool, connection, get_pool
 
 __all__ = [

@@ -19,7 +19,7 @@ import redis
 from psycopg import sql
 
 from cep_automation import embedded
-from cep_automation.db.migrate import migrate
+from cep_automation.db.migrator import migrate
 from cep_automation.errors import ServiceUnavailable
 from cep_automation.redis_client import check_redis
 

@@ -1,0 +1,59 @@
+"""Migrations: idempotent, recorded, safe from two processes at once, edits detected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from cep_automation.db import migrator as migrate_module
+from cep_automation.errors import MigrationError
+
+
+@pytest.fixture
+def empty_database(cep_services):
+    name = f"cep_mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cep_services.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = cep_services.database_url.replace(f"/{cep_services.database_name}", f"/{name}")
+    yield url
+    with psycopg.connect(cep_services.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrate_applies_once_and_records(empty_database):
+    assert migrate_module.migrate(empty_database) == ["0001_initial"]
+    assert migrate_module.migrate(empty_database) == []
+    with psycopg.connect(empty_database) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()]
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert versions == ["0001"]
+    assert {"campuses", "courses", "course_runs", "campaigns", "leads", "uploads", "audit_log",
+            "dead_letters", "effects", "lead_rollups", "campaign_metrics"} <= tables
+
+
+def test_two_processes_migrating_at_once(empty_database):
+    code = "import sys; from cep_automation.db.migrator import migrate; print(len(migrate(sys.argv[1])))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, empty_database], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outputs == ["0", "1"]  # one applied the migration, the other found nothing left
+
+
+def test_edited_migration_is_refused(empty_database, monkeypatch):
+    migrate_module.migrate(empty_database)
+    original = migrate_module.available_migrations()
+    edited = [migrate_module.Migration(m.version, m.name, m.sql + "\n-- edited") for m in original]
+    monkeypatch.setattr(migrate_module, "available_migrations", lambda: edited)
+    with pytest.raises(MigrationError, match="was changed after it was applied"):
+        migrate_module.migrate(empty_database)
+
+
+def test_offer_type_is_checked(db):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("INSERT INTO courses (title, offer_type) VALUES ('X', 'gratis')")

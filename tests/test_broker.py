@@ -1,0 +1,38 @@
+"""The broker factory picks Redis, RabbitMQ or the stub from the URL, with one middleware order."""
+
+from __future__ import annotations
+
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from cep_automation.broker import build_broker
+from cep_automation.settings import load_settings
+
+
+def settings(broker_url: str = ""):
+    return load_settings(_env_file=None, redis_url="redis://127.0.0.1:6379/0",
+                         database_url="postgresql://u@h/d", broker_url=broker_url)
+
+
+def names(broker):
+    return [type(m).__name__ for m in broker.middleware]
+
+
+def test_redis_is_the_default():
+    assert isinstance(build_broker(settings()), RedisBroker)
+
+
+def test_amqp_url_gives_rabbitmq_and_stub_gives_stub():
+    assert isinstance(build_broker(settings("amqp://guest:guest@127.0.0.1:5672/")), RabbitmqBroker)
+    assert isinstance(build_broker(settings("stub://")), StubBroker)
+
+
+def test_middleware_order_is_documented_and_job_state_precedes_retries():
+    order = names(build_broker(settings("stub://")))
+    assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
+                     "CurrentMessage", "PeriodiqMiddleware", "ScheduleGuard", "JobState", "Retries"]
+    import cep_automation.broker as module
+
+    for name in order:
+        assert name in module.__doc__
