@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cep_automation.testing.fakes import FakeServer, Recorded
+from cep_automation.testing.processes import CLI, wait_for
 from cep_automation.testing.services import TestServices
 
-__all__ = ["FakeServer", "Recorded", "TestServices"]
+__all__ = ["CLI", "FakeServer", "Recorded", "TestServices", "wait_for"]

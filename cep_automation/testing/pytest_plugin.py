@@ -8,7 +8,9 @@ test imports the actors. Disable with ``-p no:cep_automation`` or ``CEP_TEST_SER
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -106,3 +108,38 @@ def stub_worker(stub_broker: Any) -> Iterator[Any]:
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def process_env(cep_services: TestServices) -> Callable[..., dict[str, str]]:
+    """Build the environment of a child process on this session's services (Redis broker by default)."""
+
+    def make(broker_url: str | None = None, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "BROKER_URL"}
+        env.update(cep_services.env(broker_url=broker_url))
+        env.update(extra)
+        return env
+
+    return make
+
+
+@pytest.fixture
+def start_worker(process_env: Callable[..., dict[str, str]], redis_client: Any) -> Iterator[Callable[..., Any]]:
+    """Start ``dramatiq cep_automation.actors`` on some queues; each is stopped with SIGTERM afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*queues: str, broker_url: str | None = None, threads: int = 2) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-m", "dramatiq", "cep_automation.actors", "--processes", "1",
+                "--threads", str(threads), "--queues", *queues]
+        proc = subprocess.Popen(argv, env=process_env(broker_url), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
-CLI = [sys.executable, "-c", "from cep_automation.cli import main; main()"]
+from cep_automation.testing import CLI
 
 
 def run(args, env_changes, cwd=None):

@@ -7,9 +7,9 @@ import socket
 import subprocess
 
 import pytest
-from conftest import CLI, wait_for
 
 from cep_automation import jobs
+from cep_automation.testing import CLI, wait_for
 
 pytestmark = pytest.mark.slow
 
