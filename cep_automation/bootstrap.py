@@ -11,10 +11,18 @@ from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import get_settings
 
 
+class _ResultsWarningFilter(logging.Filter):
+    """Our actors return results on purpose (JobState keeps them); Dramatiq warns without its Results."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "haven't added the Results middleware" not in record.getMessage()
+
+
 def bootstrap() -> dramatiq.Broker:
     """Validate settings, set the global broker and load plugins before any actor is declared."""
     settings = get_settings()
     logging.getLogger("cep_automation").setLevel(settings.cep_log_level.upper())
+    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ResultsWarningFilter())
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
     load_plugins(settings)

@@ -3,11 +3,18 @@
 Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 
 1. ``AgeLimit``, ``TimeLimit``, ``ShutdownNotifications``, ``Callbacks``, ``Pipelines`` — Dramatiq's defaults
-2. ``CurrentMessage`` — lets actors find their own message (progress, log lines)
+2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
 3. ``PeriodiqMiddleware`` — carries the ``periodic`` actor option, skips stale ticks
-4. ``ScheduleGuard`` — one run per scheduled tick even with two schedulers
-5. ``JobState`` — queued/active/completed/failed in Redis; before ``Retries`` so it sees final failures
-6. ``Retries`` — exponential backoff from the queue policy table
+4. ``PayloadValidation`` — rejects a bad payload at ``send()``; fails it without retries when processed
+5. ``Idempotency`` — skips a delivery whose key already ran or is running
+6. ``Metrics`` — Prometheus counters and histograms; forks the ``/metrics`` endpoint
+7. ``Audit`` — one ``audit_log`` row per outcome
+8. ``JobState`` — queued/active/retrying/completed/failed in Redis
+9. ``DeadLetters`` — writes what will not be retried to ``dead_letters`` before it is rejected
+10. ``Retries`` — exponential backoff from the queue policy table; ``Retry-After``; permanent errors fail
+
+``Retries`` is last so that its ``after_process_message`` runs first: every middleware above it
+then sees ``message.failed`` set when the last attempt has failed.
 """
 
 from __future__ import annotations
@@ -20,13 +27,20 @@ from dramatiq.middleware import (
     CurrentMessage,
     Middleware,
     Pipelines,
-    Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 from periodiq import PeriodiqMiddleware
 
-from cep_automation.middleware import JobState, ScheduleGuard
+from cep_automation.middleware import (
+    Audit,
+    DeadLetters,
+    Idempotency,
+    JobState,
+    Metrics,
+    PayloadValidation,
+    Retries,
+)
 from cep_automation.settings import Settings
 
 
@@ -40,8 +54,12 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Pipelines(),
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=300),
-        ScheduleGuard(),
+        PayloadValidation(),
+        Idempotency(),
+        Metrics(),
+        Audit(),
         JobState(),
+        DeadLetters(),
         Retries(),
     ]
 
@@ -63,3 +81,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     for middleware in middleware_stack(settings):
         broker.add_middleware(middleware)
     return broker
+
+
+def find_middleware(broker: dramatiq.Broker, kind: type[Middleware]) -> Middleware:
+    """The broker's middleware of class ``kind`` (e.g. the :class:`Audit` writer to flush it)."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, kind):
+            return middleware
+    raise LookupError(f"{kind.__name__} is not in this broker's middleware")

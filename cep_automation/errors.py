@@ -6,11 +6,19 @@ Hierarchy::
     ├── SettingsError          configuration is missing or wrong
     ├── ServiceUnavailable     Redis or PostgreSQL cannot be reached
     ├── UnknownJob             an actor name that is not declared
-    ├── PayloadError           a job payload does not match its schema
-    └── MigrationError         a database migration failed
+    ├── MigrationError         a database migration failed
+    ├── TransientError         worth retrying (timeout, 429, 5xx); may carry retry_after
+    └── PermanentError         never worth retrying (invalid phone, unknown list)
+        └── PayloadError       a job payload does not match its schema
+
+``TransientError`` is a Dramatiq ``Retry``, so its ``retry_after`` becomes the retry delay;
+``PermanentError`` sends the message straight to the dead letters.
 """
 
 from __future__ import annotations
+
+from dramatiq.errors import Retry
+from dramatiq.middleware import MiddlewareError
 
 
 class CepError(Exception):
@@ -41,7 +49,19 @@ class UnknownJob(CepError):
         super().__init__(f"unknown job {name!r}; known jobs: {', '.join(sorted(known))}")
 
 
-class PayloadError(CepError):
+class TransientError(CepError, Retry):
+    """A failure that may go away; retried after ``retry_after`` seconds when given."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        Retry.__init__(self, message, delay=int(retry_after * 1000) if retry_after is not None else None)
+
+
+class PermanentError(CepError):
+    """A failure that retrying cannot fix; the message goes to the dead letters at once."""
+
+
+class PayloadError(PermanentError, MiddlewareError):
     """A job payload failed validation; ``errors`` names each bad field."""
 
     def __init__(self, job: str, errors: list[str]) -> None:

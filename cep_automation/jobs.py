@@ -18,6 +18,10 @@ KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600
 MAX_LOG_LINES = 1000
 STATES = ("queued", "active", "retrying", "completed", "failed", "dead", "skipped")
+STEP_STATUSES = ("success", "skipped", "failed")
+
+# Per-step outcomes of the messages being processed in this process, read by the Audit middleware.
+_steps: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def _now() -> float:
@@ -101,6 +105,22 @@ class JobHandle:
         pipe.execute()
 
 
+    def step(self, name: str, status: str, detail: str | None = None) -> None:
+        """Record one step's outcome (``success``, ``skipped`` or ``failed``) for the audit log."""
+        if status not in STEP_STATUSES:
+            raise ValueError(f"step status must be one of {', '.join(STEP_STATUSES)}, got {status!r}")
+        outcome: dict[str, Any] = {"status": status}
+        if detail:
+            outcome["detail"] = detail
+        _steps.setdefault(self.message_id, {})[name] = outcome
+        self.log(f"{name}: {status}" + (f" ({detail})" if detail else ""))
+
+
+def pop_steps(message_id: str) -> dict[str, dict[str, Any]]:
+    """The step outcomes recorded for a message, forgotten once read."""
+    return _steps.pop(message_id, {})
+
+
 class _NoJob(JobHandle):
     """Used when an actor is called directly (unit tests, scripts): reports go nowhere."""
 
@@ -113,6 +133,10 @@ class _NoJob(JobHandle):
 
     def log(self, line: str) -> None:
         pass
+
+    def step(self, name: str, status: str, detail: str | None = None) -> None:
+        if status not in STEP_STATUSES:
+            raise ValueError(f"step status must be one of {', '.join(STEP_STATUSES)}, got {status!r}")
 
 
 def current_job() -> JobHandle:

@@ -28,10 +28,11 @@ def test_amqp_url_gives_rabbitmq_and_stub_gives_stub():
     assert isinstance(build_broker(settings("stub://")), StubBroker)
 
 
-def test_middleware_order_is_documented_and_job_state_precedes_retries():
+def test_middleware_order_is_documented_and_retries_come_last():
     order = names(build_broker(settings("stub://")))
     assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
-                     "CurrentMessage", "PeriodiqMiddleware", "ScheduleGuard", "JobState", "Retries"]
+                     "CurrentMessage", "PeriodiqMiddleware", "PayloadValidation", "Idempotency", "Metrics",
+                     "Audit", "JobState", "DeadLetters", "Retries"]
     import cep_automation.broker as module
 
     for name in order:

@@ -9,30 +9,47 @@ from typing import Any
 import dramatiq
 from periodiq import cron
 
-from cep_automation.middleware.schedule_guard import claim_tick
+from cep_automation import idempotency
 from cep_automation.queues import actor_options, policy
 
 logger = logging.getLogger("cep_automation.actors.CepActor")
 
 
 class CepActor(dramatiq.Actor):  # type: ignore[type-arg]
-    """A Dramatiq actor that sends each scheduled tick once, however many schedulers run.
+    """A Dramatiq actor whose messages carry an idempotency key, enqueued once per key.
 
-    periodiq sends ticks with ``send_with_options(scheduled_at=...)``; the first sender claims
-    the tick in Redis and later senders get the message that holds it back, unsent.
+    The key is the ``idempotency_key`` message option, else the actor's ``idempotency_key``
+    template filled from the payload, else — for a periodiq tick — ``<actor>@<tick>``. A second
+    send with the same key within the window returns the first message, unsent; so two
+    schedulers never enqueue the same tick twice.
     """
+
+    def idempotency_key(self, kwargs: dict[str, Any], options: dict[str, Any]) -> str | None:
+        if options.get("idempotency_key"):
+            return str(options["idempotency_key"])
+        template = self.options.get("idempotency_key")
+        if template:
+            return template(kwargs) if callable(template) else template.format(**kwargs)
+        if options.get("scheduled_at"):
+            return f"{self.actor_name}@{options['scheduled_at']}"
+        return None
 
     def send_with_options(self, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
                           delay: Any = None, **options: Any) -> dramatiq.Message:  # type: ignore[type-arg]
-        scheduled_at = options.get("scheduled_at")
-        if scheduled_at is None:
+        idem_key = self.idempotency_key(kwargs or {}, options)
+        if idem_key is None:
             return super().send_with_options(args=args, kwargs=kwargs, delay=delay, **options)
+        options["idempotency_key"] = idem_key
         message = self.message_with_options(args=args, kwargs=kwargs, **options)
-        holder = claim_tick(self.actor_name, scheduled_at, "sent", message.message_id)
+        holder = idempotency.claim_enqueue(idem_key, message.message_id)
         if holder is not None:
-            logger.info("Tick %s of %s already sent as message %s", scheduled_at, self.actor_name, holder)
+            logger.info("Not enqueuing %s again: key %r is held by message %s", self.actor_name, idem_key, holder)
             return message.copy(message_id=holder)
-        return self.broker.enqueue(message, delay=delay)
+        try:
+            return self.broker.enqueue(message, delay=delay)
+        except BaseException:
+            idempotency.release_enqueue(idem_key, message.message_id)
+            raise
 
 
 def job(name: str, **extra: Any) -> Callable[[Callable[..., Any]], CepActor]:

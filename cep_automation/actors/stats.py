@@ -39,7 +39,7 @@ def parse_payload(**payload: Any) -> StatsRollupPayload:
         raise PayloadError("stats.rollup", [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
 
 
-@job("stats.rollup", throws=(PayloadError,))
+@job("stats.rollup", schema=StatsRollupPayload)
 def stats_rollup(date: str | None = None, granularity: str | None = None) -> dict[str, Any]:
     """Roll up the period(s) containing ``date``; re-running gives the same rows."""
     payload = parse_payload(date=date, granularity=granularity)

@@ -1,8 +1,13 @@
-"""Our Dramatiq middleware, one class per module."""
+"""Our Dramatiq middleware, one class per module; :mod:`cep_automation.broker` sets their order."""
 
 from __future__ import annotations
 
+from cep_automation.middleware.audit import Audit
+from cep_automation.middleware.dead_letters import DeadLetters
+from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
-from cep_automation.middleware.schedule_guard import ScheduleGuard
+from cep_automation.middleware.metrics import Metrics
+from cep_automation.middleware.retries import Retries
+from cep_automation.middleware.validation import PayloadValidation
 
-__all__ = ["JobState", "ScheduleGuard"]
+__all__ = ["Audit", "DeadLetters", "Idempotency", "JobState", "Metrics", "PayloadValidation", "Retries"]

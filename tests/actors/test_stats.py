@@ -125,13 +125,10 @@ def test_through_the_stub_broker_with_progress_and_log(db, catalogue, stub_broke
     assert any("monthly rollup from 2026-11-01: 1 leads" in line for line in info.log)
 
 
-def test_bad_payload_fails_without_retries(db, stub_broker, stub_worker):
-    message = stats_rollup.send(granularity="hourly")
-    stub_broker.join(stats_rollup.queue_name, fail_fast=False)
-    stub_worker.join()
-    info = jobs.get_job(message.message_id)
-    assert info.state == "failed" and info.attempt == 1
-    assert "granularity" in info.error
+def test_send_rejects_a_bad_payload(stub_broker):
+    with pytest.raises(PayloadError, match="granularity: Value error, must be one of daily, weekly, monthly"):
+        stats_rollup.send(granularity="hourly")
+    assert stub_broker.queues["stats"].qsize() == 0
 
 
 def test_dashboard_read_is_an_index_lookup(db, catalogue, redis_client):

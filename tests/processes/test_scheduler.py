@@ -7,7 +7,6 @@ import sys
 
 import pendulum
 import pytest
-from dramatiq import Message
 
 from cep_automation import jobs
 from cep_automation.actors import stats_rollup
@@ -52,10 +51,12 @@ def test_two_scheduler_processes_racing_enqueue_once(process_env, redis_client):
 
 
 def test_duplicate_tick_that_reached_the_queue_runs_once(db, stub_broker, stub_worker):
-    # Given two copies of one tick in the queue (as two plain `periodiq` processes would send them)
+    # Given two copies of one tick in the queue (e.g. the enqueue claim expired between two sends)
     tick = pendulum.now().replace(microsecond=0).isoformat()
-    sent = [stub_broker.enqueue(Message(queue_name="stats", actor_name="stats.rollup", args=(), kwargs={},
-                                        options={"scheduled_at": tick})) for _ in range(2)]
+    key = stats_rollup.idempotency_key({}, {"scheduled_at": tick})
+    assert key == f"stats.rollup@{tick}"
+    sent = [stub_broker.enqueue(stats_rollup.message_with_options(scheduled_at=tick, idempotency_key=key))
+            for _ in range(2)]
     # When a worker processes both
     stub_broker.join("stats")
     stub_worker.join()

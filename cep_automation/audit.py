@@ -1,0 +1,115 @@
+"""Audit rows, written in batches by a background thread so the hot path only queues them.
+
+Rows that cannot be written (PostgreSQL down) stay queued and are tried again; at shutdown,
+whatever is still unwritten goes to a Redis spool that the next writer drains first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from cep_automation.db import connection
+from cep_automation.redis_client import get_redis, key
+
+logger = logging.getLogger("cep_automation.audit.AuditWriter")
+BATCH = 500
+FLUSH_EVERY_S = 0.2
+
+
+@dataclass
+class AuditRow:
+    """One job outcome."""
+
+    action: str
+    actor: str
+    queue: str
+    message_id: str
+    status: str
+    attempt: int
+    duration_ms: int | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def insert_rows(rows: list[AuditRow]) -> None:
+    """Write rows in one transaction."""
+    with connection() as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO audit_log (action, actor, queue, message_id, entity_type, entity_id, status, attempt,"
+            " duration_ms, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(r.action, r.actor, r.queue, r.message_id, r.entity_type, r.entity_id, r.status, r.attempt,
+              r.duration_ms, Jsonb(r.metadata)) for r in rows],
+        )
+
+
+def spool_key() -> str:
+    return key("audit", "spool")
+
+
+class AuditWriter:
+    """Queues rows and writes them from one thread; :meth:`close` flushes what is left."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[AuditRow] = queue.Queue()
+        self._pending: list[AuditRow] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def add(self, row: AuditRow) -> None:
+        self._queue.put(row)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cep-audit-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._drain_spool()
+        while not self._stop.wait(FLUSH_EVERY_S):
+            self.flush()
+
+    def flush(self) -> bool:
+        """Write everything queued so far; False (rows kept for later) if PostgreSQL refused."""
+        with self._lock:
+            while True:
+                while len(self._pending) < BATCH and not self._queue.empty():
+                    self._pending.append(self._queue.get_nowait())
+                if not self._pending:
+                    return True
+                try:
+                    insert_rows(self._pending)
+                except Exception as exc:
+                    logger.warning("Audit rows not written yet (%d waiting): %s", len(self._pending), exc)
+                    return False
+                self._pending = []
+
+    def close(self) -> None:
+        """Stop the thread and write the rest; spool it to Redis if PostgreSQL is down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not self.flush():
+            with self._lock:
+                rows = self._pending + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+                self._pending = []
+            if rows:
+                get_redis().rpush(spool_key(), *(json.dumps(asdict(r), default=str) for r in rows))
+                logger.warning("PostgreSQL unavailable at shutdown: %d audit row(s) spooled to Redis", len(rows))
+
+    def _drain_spool(self) -> None:
+        try:
+            client = get_redis()
+            while raw := client.lindex(spool_key(), 0):
+                insert_rows([AuditRow(**json.loads(raw))])
+                client.lpop(spool_key())
+        except Exception as exc:
+            logger.info("Audit spool not drained yet: %s", exc)

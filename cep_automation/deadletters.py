@@ -1,0 +1,132 @@
+"""Dead letters: messages that will not be retried, kept in PostgreSQL for operators.
+
+The operations here (list, show, retry, discard, stats, purge) are shared by the CLI and
+the HTTP service. Retrying re-enqueues the original payload to its queue through the
+broker, so it is validated again and gets a new message id, linked from the dead letter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dramatiq
+import psycopg
+from psycopg.types.json import Jsonb
+
+from cep_automation.errors import CepError
+
+# Options that describe the failed delivery, not the job; a retry starts without them.
+DELIVERY_OPTIONS = {"retries", "traceback", "requeue_timestamp", "eta", "cep_error", "cep_idempotent_skip",
+                    "redis_message_id", "dead_message_id"}
+STATUSES = ("dead", "retried", "discarded")
+
+
+class DeadLetterNotFound(CepError):
+    """No dead letter has that id."""
+
+
+@dataclass
+class DeadLetter:
+    """One message that will not be retried, with why."""
+
+    queue: str
+    actor: str
+    message_id: str
+    payload: dict[str, Any]
+    options: dict[str, Any]
+    error_type: str
+    error_message: str
+    traceback: str
+    attempts: int
+    enqueued_at: dt.datetime | None = None
+    failed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    def asjson(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["enqueued_at"] = self.enqueued_at.isoformat() if self.enqueued_at else None
+        data["failed_at"] = self.failed_at.isoformat()
+        return data
+
+    @classmethod
+    def fromjson(cls, data: dict[str, Any]) -> DeadLetter:
+        data = dict(data)
+        data["enqueued_at"] = dt.datetime.fromisoformat(data["enqueued_at"]) if data.get("enqueued_at") else None
+        data["failed_at"] = dt.datetime.fromisoformat(data["failed_at"])
+        return cls(**data)
+
+
+def record(conn: psycopg.Connection, letter: DeadLetter) -> None:
+    """Insert a dead letter (a redelivered copy of the same message updates it)."""
+    conn.execute(
+        "INSERT INTO dead_letters (queue, actor, message_id, payload, options, error_type, error_message,"
+        " traceback, attempts, enqueued_at, failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (message_id) DO UPDATE SET error_type = EXCLUDED.error_type,"
+        " error_message = EXCLUDED.error_message, traceback = EXCLUDED.traceback, attempts = EXCLUDED.attempts,"
+        " failed_at = EXCLUDED.failed_at, status = 'dead', updated_at = now()",
+        (letter.queue, letter.actor, letter.message_id, Jsonb(letter.payload), Jsonb(letter.options),
+         letter.error_type, letter.error_message, letter.traceback, letter.attempts, letter.enqueued_at,
+         letter.failed_at),
+    )
+
+
+def list_letters(conn: psycopg.Connection, *, status: str | None = "dead", queue: str | None = None,
+                 actor: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Dead letters, newest first, filtered and paged."""
+    return conn.execute(
+        "SELECT id, queue, actor, message_id, error_type, error_message, attempts, status, failed_at,"
+        " retried_message_id, discard_reason FROM dead_letters"
+        " WHERE (%(status)s::text IS NULL OR status = %(status)s) AND (%(queue)s::text IS NULL OR queue = %(queue)s)"
+        " AND (%(actor)s::text IS NULL OR actor = %(actor)s) ORDER BY failed_at DESC, id DESC"
+        " LIMIT %(limit)s OFFSET %(offset)s",
+        {"status": status, "queue": queue, "actor": actor, "limit": limit, "offset": offset},
+    ).fetchall()
+
+
+def get_letter(conn: psycopg.Connection, letter_id: int) -> dict[str, Any]:
+    """Every column of one dead letter; raises :class:`DeadLetterNotFound`."""
+    row = conn.execute("SELECT * FROM dead_letters WHERE id = %s", (letter_id,)).fetchone()
+    if row is None:
+        raise DeadLetterNotFound(f"no dead letter with id {letter_id}")
+    return row
+
+
+def retry(conn: psycopg.Connection, broker: dramatiq.Broker, letter_id: int) -> str:
+    """Re-enqueue the original payload to its queue; returns the new message id."""
+    row = get_letter(conn, letter_id)
+    if row["status"] != "dead":
+        raise CepError(f"dead letter {letter_id} is already {row['status']}; only 'dead' ones can be retried")
+    options = {k: v for k, v in row["options"].items() if k not in DELIVERY_OPTIONS}
+    options["cep_retry_of"] = row["message_id"]
+    message = dramatiq.Message(queue_name=row["queue"], actor_name=row["actor"],
+                               args=tuple(row["payload"].get("args", ())), kwargs=row["payload"].get("kwargs", {}),
+                               options=options)
+    broker.enqueue(message)
+    conn.execute("UPDATE dead_letters SET status = 'retried', retried_message_id = %s, updated_at = now()"
+                 " WHERE id = %s", (message.message_id, letter_id))
+    return message.message_id
+
+
+def discard(conn: psycopg.Connection, letter_id: int, reason: str) -> None:
+    """Mark a dead letter as deliberately abandoned, with the operator's reason."""
+    if not reason.strip():
+        raise CepError("a reason is required to discard a dead letter")
+    get_letter(conn, letter_id)
+    conn.execute("UPDATE dead_letters SET status = 'discarded', discard_reason = %s, updated_at = now()"
+                 " WHERE id = %s", (reason.strip(), letter_id))
+
+
+def stats(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """Counts by queue and status."""
+    return conn.execute("SELECT queue, status, count(*) AS count FROM dead_letters"
+                        " GROUP BY queue, status ORDER BY queue, status").fetchall()
+
+
+def purge(conn: psycopg.Connection, older_than_days: int) -> int:
+    """Delete dead letters that failed more than ``older_than_days`` days ago; returns how many."""
+    if older_than_days < 0:
+        raise CepError("--older-than must be zero or more days")
+    cursor = conn.execute("DELETE FROM dead_letters WHERE failed_at < now() - make_interval(days => %s)",
+                          (older_than_days,))
+    return cursor.rowcount

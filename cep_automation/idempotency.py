@@ -1,0 +1,74 @@
+"""Idempotency keys in Redis: one enqueue per key within a window, one run per key.
+
+Two records per key, both ``{namespace}:idem:…``:
+
+* ``sent:<key>`` holds the message id of the first enqueue, for :data:`WINDOW_S`, so a
+  second enqueue returns that id instead of queueing again (BullMQ's ``jobId``);
+* ``run:<key>`` holds ``{"status": "pending"|"completed"|"failed", "message_id": …}``:
+  ``pending`` expires after the actor's time limit (a crashed holder frees it), ``failed``
+  lets the retry run, ``completed`` makes every later delivery a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from cep_automation.redis_client import get_redis, key
+
+WINDOW_S = 24 * 3600
+FAILED_TTL_S = 3600
+
+# Take the run record if it is free, failed, or pending for this very message (a redelivery).
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local record = cjson.decode(current)
+  if record.status == 'completed' then return current end
+  if record.status == 'pending' and record.message_id ~= ARGV[2] then return current end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return false
+"""
+
+
+def _record(status: str, message_id: str) -> str:
+    return json.dumps({"status": status, "message_id": message_id, "at": round(time.time(), 3)})
+
+
+def claim_enqueue(idempotency_key: str, message_id: str, window_s: int = WINDOW_S) -> str | None:
+    """Claim the key for this enqueue; None if claimed, else the message id that holds it."""
+    client = get_redis()
+    name = key("idem", "sent", idempotency_key)
+    if client.set(name, message_id, nx=True, ex=window_s):
+        return None
+    holder = client.get(name)
+    return holder.decode() if holder else None
+
+
+def release_enqueue(idempotency_key: str, message_id: str) -> None:
+    """Give the enqueue claim back (the enqueue itself failed)."""
+    client = get_redis()
+    name = key("idem", "sent", idempotency_key)
+    if client.get(name) == message_id.encode():
+        client.delete(name)
+
+
+def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, Any] | None:
+    """Mark the key pending for this message; None if acquired, else the record that blocks it."""
+    script = get_redis().register_script(_ACQUIRE)
+    blocking = script(keys=[key("idem", "run", idempotency_key)],
+                      args=[_record("pending", message_id), message_id, max(1, int(ttl_s))])
+    return json.loads(blocking) if blocking else None
+
+
+def finish_run(idempotency_key: str, message_id: str, succeeded: bool) -> None:
+    """Completed keys stay for the window; failed ones are released so a retry can run."""
+    status, ttl = ("completed", WINDOW_S) if succeeded else ("failed", FAILED_TTL_S)
+    get_redis().set(key("idem", "run", idempotency_key), _record(status, message_id), ex=ttl)
+
+
+def run_state(idempotency_key: str) -> dict[str, Any] | None:
+    raw = get_redis().get(key("idem", "run", idempotency_key))
+    return json.loads(raw) if raw else None

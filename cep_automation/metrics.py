@@ -1,0 +1,139 @@
+"""Prometheus metrics shared by every worker process (prometheus-client multiprocess mode).
+
+Worker processes write samples to files in :func:`multiproc_dir`; one HTTP endpoint per host
+(:func:`serve_metrics`, forked by the Dramatiq CLI) merges them and adds ``queue_length``,
+read from Redis and PostgreSQL at scrape time. Import of ``prometheus_client`` is delayed
+until the directory is set, because the library picks its storage on import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+from cep_automation.settings import get_settings
+
+logger = logging.getLogger("cep_automation.metrics")
+DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
+WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
+QUEUE_STATES = ("waiting", "delayed", "dead")
+
+
+def multiproc_dir() -> str:
+    """Where worker processes write samples: ``PROMETHEUS_MULTIPROC_DIR`` or a per-namespace temp dir."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(
+        tempfile.gettempdir(), f"cep-prometheus-{get_settings().cep_namespace}")
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+@lru_cache(maxsize=1)
+def job_metrics() -> SimpleNamespace:
+    """The metrics a worker process records (created once per process)."""
+    multiproc_dir()
+    import prometheus_client as prom
+
+    registry = prom.CollectorRegistry()
+    labels = ["queue", "job_name"]
+    return SimpleNamespace(
+        processed=prom.Counter("jobs_processed", "Jobs processed, by outcome.", ["queue", "status"],
+                               registry=registry),
+        duration=prom.Histogram("job_duration_seconds", "Time an attempt ran.", labels,
+                                buckets=DURATION_BUCKETS, registry=registry),
+        wait=prom.Histogram("job_wait_seconds", "Time from enqueue to first start.", labels,
+                            buckets=WAIT_BUCKETS, registry=registry),
+        retries=prom.Counter("job_retries", "Failed attempts that will be retried.", labels, registry=registry),
+        dead=prom.Counter("job_dead_letters", "Messages sent to the dead letters.", labels, registry=registry),
+        skips=prom.Counter("job_idempotent_skips", "Deliveries skipped as duplicates.", labels, registry=registry),
+    )
+
+
+def queue_lengths() -> dict[tuple[str, str], int]:
+    """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``."""
+    from cep_automation.db import connection
+    from cep_automation.queues import POLICIES
+    from cep_automation.redis_client import get_redis
+
+    settings = get_settings()
+    lengths: dict[tuple[str, str], int] = {}
+    client = get_redis()
+    for queue in {p.queue for p in POLICIES}:
+        lengths[(queue, "waiting")] = client.llen(f"{settings.cep_namespace}:{queue}")
+        lengths[(queue, "delayed")] = client.llen(f"{settings.cep_namespace}:{queue}.DQ")
+        lengths[(queue, "dead")] = 0
+    with connection(timeout=3) as conn:
+        for row in conn.execute("SELECT queue, count(*) AS n FROM dead_letters WHERE status = 'dead'"
+                                " GROUP BY queue"):
+            lengths[(row["queue"], "dead")] = row["n"]
+    return lengths
+
+
+class QueueLengthCollector:
+    """Reports ``queue_length{queue,state}`` when scraped."""
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("queue_length", "Jobs per queue and state.", labels=["queue", "state"])
+        try:
+            for (queue, state), value in sorted(queue_lengths().items()):
+                family.add_metric([queue, state], value)
+        except Exception as exc:  # a scrape must still answer when Redis or PostgreSQL is down
+            logger.warning("queue_length unavailable: %s", exc)
+        yield family
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of all worker processes, plus queue lengths."""
+    multiproc_dir()
+    import prometheus_client as prom
+    from prometheus_client import multiprocess
+
+    registry = prom.CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    registry.register(QueueLengthCollector())  # type: ignore[arg-type]
+    return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
+
+
+def serve_metrics() -> None:
+    """Serve ``/metrics`` on ``CEP_METRICS_PORT``; run by the Dramatiq CLI as a fork process."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    port = get_settings().cep_metrics_port
+    if not port:
+        return
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "only /metrics is served here")
+                return
+            body, content_type = render()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    except OSError as exc:
+        logger.info("Not serving /metrics on port %d (%s): another pool on this host serves them", port, exc)
+        return
+    logger.info("Serving /metrics on port %d", port)
+    server.serve_forever()
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a stopped process's live gauges (counters and histograms are kept, as Prometheus expects)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, multiproc_dir())

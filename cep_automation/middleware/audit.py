@@ -1,0 +1,75 @@
+"""One ``audit_log`` row per job outcome, with the actor's per-step outcomes.
+
+Statuses: ``completed``; ``retried`` (the attempt failed, another follows); ``dead`` (it will
+not be retried and is in the dead letters); ``skipped`` (a duplicate or a stale tick).
+Actor options: ``audit_action`` (default: the actor name, e.g. ``lead.automated`` for
+``lead.created``) and ``audit_entity`` — ``(entity type, payload field)`` such as
+``("lead", "lead_id")``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq import Middleware
+
+from cep_automation.audit import AuditRow, AuditWriter
+from cep_automation.jobs import pop_steps
+from cep_automation.middleware.validation import ERROR_OPTION
+
+
+class Audit(Middleware):
+    """Queues an :class:`AuditRow` per outcome; a background writer inserts them in batches."""
+
+    def __init__(self) -> None:
+        self.writer = AuditWriter()
+        self._started: dict[str, tuple[float, int]] = {}
+
+    @property
+    def actor_options(self) -> set[str]:
+        return {"audit_action", "audit_entity"}
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.writer.start()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self.writer.close()  # after the worker threads stopped: no row can follow
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        self._started[message.message_id] = (time.monotonic(), message.options.get("retries", 0) + 1)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+    ) -> None:
+        if exception is None:
+            status, meta = "completed", {}
+        else:
+            status = "dead" if message.failed else "retried"
+            meta = {"error": f"{type(exception).__name__}: {exception}"}
+        self._add(broker, message, status, meta)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        error = message.options.get(ERROR_OPTION)
+        meta = {"error": error["message"]} if error else {"reason": "duplicate or stale delivery"}
+        self._add(broker, message, "dead" if message.failed else "skipped", meta)
+
+    def _add(self, broker: dramatiq.Broker, message: dramatiq.Message, status: str, meta: dict[str, Any]) -> None:
+        started, attempt = self._started.pop(message.message_id, (None, message.options.get("retries", 0) + 1))
+        actor = broker.actors.get(message.actor_name)
+        options = actor.options if actor else {}
+        entity_type, entity_id = None, None
+        if options.get("audit_entity"):
+            entity_type, field = options["audit_entity"]
+            entity_id = message.kwargs.get(field)
+        steps = pop_steps(message.message_id)
+        if steps:
+            meta["steps"] = steps
+        self.writer.add(AuditRow(
+            action=options.get("audit_action", message.actor_name), actor=message.actor_name,
+            queue=message.queue_name, message_id=message.message_id, status=status,
+            attempt=attempt,
+            duration_ms=int((time.monotonic() - started) * 1000) if started else None,
+            entity_type=entity_type, entity_id=None if entity_id is None else str(entity_id), metadata=meta,
+        ))

@@ -1,0 +1,55 @@
+"""Counts and times every job for Prometheus (see :mod:`cep_automation.metrics`)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import dramatiq
+from dramatiq import Middleware
+
+from cep_automation import metrics
+from cep_automation.middleware.idempotency import SKIPPED_OPTION
+
+
+class Metrics(Middleware):
+    """Records ``jobs_processed_total``, ``job_duration_seconds``, wait time, retries, dead letters and skips."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    @property
+    def forks(self) -> list[Any]:
+        return [metrics.serve_metrics]
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        metrics.mark_process_dead(os.getpid())
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        now = time.time()
+        self._started[message.message_id] = time.monotonic()
+        if not message.options.get("retries"):
+            waited = max(0.0, now - message.message_timestamp / 1000)
+            metrics.job_metrics().wait.labels(message.queue_name, message.actor_name).observe(waited)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+    ) -> None:
+        m = metrics.job_metrics()
+        started = self._started.pop(message.message_id, None)
+        if started is not None:
+            m.duration.labels(message.queue_name, message.actor_name).observe(time.monotonic() - started)
+        m.processed.labels(message.queue_name, "completed" if exception is None else "failed").inc()
+        if exception is not None and not message.failed:
+            m.retries.labels(message.queue_name, message.actor_name).inc()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        self._started.pop(message.message_id, None)
+        m = metrics.job_metrics()
+        m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()
+        if SKIPPED_OPTION in message.options:
+            m.skips.labels(message.queue_name, message.actor_name).inc()
+
+    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        metrics.job_metrics().dead.labels(message.queue_name, message.actor_name).inc()
