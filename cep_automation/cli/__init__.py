@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from cep_automation.cli import db, jobs, plugins, run
+from cep_automation.cli import db, dlq, jobs, plugins, run
+from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
 
@@ -17,22 +18,30 @@ def cli() -> None:
 
 
 cli.add_command(db.db)
+cli.add_command(dlq.dlq)
 cli.add_command(jobs.enqueue)
 cli.add_command(jobs.jobs)
 cli.add_command(plugins.plugins)
 cli.add_command(run.worker)
 cli.add_command(run.scheduler)
+cli.add_command(dev_module.dev)
 
 
 def _register_plugin_commands() -> None:
-    """Let plugins add commands; a broken plugin must not take the whole CLI down."""
-    from cep_automation.plugins.manager import load_plugins
+    """Let plugins add commands; a plugin that does not match the hook specs stops start-up, by name."""
+    from pluggy import PluginValidationError
+
+    from cep_automation.plugins.manager import load_plugins, plugin_name
     from cep_automation.settings import get_settings
 
     try:
         manager = load_plugins(get_settings())
     except CepError:
         return  # settings problems are reported by the command that needs them
+    except PluginValidationError as exc:
+        name = plugin_name(exc.plugin)
+        hint = f"fix or uninstall it, or block it with CEP_DISABLED_PLUGINS={name}"
+        raise CepError(f"plugin {name}: {exc}; {hint}") from None
     manager.hook.register_commands(cli=cli)
 
 
@@ -40,7 +49,7 @@ def main() -> None:
     """Console-script entry point: operator errors print one clear message, exit code 2."""
     try:
         _register_plugin_commands()
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:
@@ -49,3 +58,5 @@ def main() -> None:
     except CepError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    if isinstance(code, int):  # a command that ended with ctx.exit(N)
+        sys.exit(code)

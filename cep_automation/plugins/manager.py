@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -108,8 +109,9 @@ def describe_plugins(settings: Settings) -> list[PluginInfo]:
         found.append(_info(builtin_name(module), f"built-in {module}", settings))
     # Plugins registered by hand (tests, embedding applications).
     known = {info.name for info in found}
-    for name, _plugin in pm.list_name_plugin():
-        if name not in known:
+    for name, plugin in pm.list_name_plugin():
+        # A blocked name sits in pluggy's table with plugin None: it was never registered.
+        if plugin is not None and name not in known:
             found.append(PluginInfo(name, "registered at run time", True))
     return found
 
@@ -122,6 +124,24 @@ def _info(name: str, source: str, settings: Settings) -> PluginInfo:
     if not LOAD_ENTRYPOINTS:
         return PluginInfo(name, source, False, "entry points are not loaded in tests")
     return PluginInfo(name, source, False, "not in CEP_LOAD_PLUGINS")
+
+
+def plugin_name(plugin: object) -> str:
+    """The name operators know a plugin by, also for one pluggy refused to register.
+
+    pluggy validates a plugin before registering it, so a plugin rejected for a bad hook
+    signature has no name in the manager; the installed entry point that loaded it has.
+    """
+    name = pm.get_name(plugin)
+    if name:
+        return name
+    for _dist, ep in _installed_entrypoints():
+        target = sys.modules.get(ep.module)
+        for attr in ep.attr.split(".") if ep.attr else ():
+            target = getattr(target, attr, None)
+        if target is not None and target is plugin:
+            return ep.name
+    return str(getattr(plugin, "__name__", repr(plugin)))
 
 
 def _installed_entrypoints() -> list[tuple[str, metadata.EntryPoint]]:

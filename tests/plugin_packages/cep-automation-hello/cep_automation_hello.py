@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-import cep_automation.plugins
+import cep_automation
 from cep_automation.plugins import Integration
-
-hookimpl = cep_automation.plugins.hookimpl
 
 
 class HelloCrm(Integration):
@@ -28,7 +26,7 @@ class HelloAlerts(Integration):
         click.echo(f"hello-alerts [{severity}] {title} {body}".rstrip())
 
 
-@hookimpl
+@cep_automation.hookimpl
 def register_integrations(register, settings):  # type: ignore[no-untyped-def]
     register(HelloCrm(settings))
     register(HelloAlerts(settings))
@@ -41,6 +39,6 @@ def hello(name: str) -> None:
     click.echo(f"hello, {name}, from cep-automation-hello")
 
 
-@hookimpl
+@cep_automation.hookimpl
 def register_commands(cli):  # type: ignore[no-untyped-def]
     cli.add_command(hello)
