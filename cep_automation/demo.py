@@ -95,7 +95,8 @@ def plan_lead(rng: random.Random, n: int, runs: int, now: dt.datetime) -> dict[s
     }
 
 
-def _ensure(cur: psycopg.Cursor[Any], table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[int, bool]:
+def _ensure(cur: psycopg.Cursor[Any], table: str, key: Mapping[str, Any],
+            values: Mapping[str, Any]) -> tuple[int, bool]:
     """The id of the row matching ``key`` (NULL matches NULL), inserted with ``values`` if missing."""
     where = sql.SQL(" AND ").join(
         sql.SQL("{} IS NOT DISTINCT FROM {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in key
