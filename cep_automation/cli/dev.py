@@ -69,13 +69,8 @@ class Stack:
     def start_services(self) -> None:
         """An embedded server for each of REDIS_URL and DATABASE_URL that is not configured."""
         if not configured("REDIS_URL"):
-            # Ctrl-C in a terminal signals the whole foreground process group, redis-server included. A
-            # blocked SIGINT survives exec, so Redis outlives the stopping workers; stop() ends it with SIGTERM.
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
-                self.servers["Redis"] = embedded.start_redis(self.data_dir / "redis")
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            # Redis runs in its own session, so Ctrl-C reaches the workers, not Redis; stop() ends it last.
+            self.servers["Redis"] = embedded.start_redis(self.data_dir / "redis")
             os.environ["REDIS_URL"] = self.servers["Redis"].url
         if not configured("DATABASE_URL"):
             self.servers["PostgreSQL"] = postgres = embedded.start_postgres(self.data_dir / "postgres")
