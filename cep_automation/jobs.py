@@ -13,6 +13,7 @@ from typing import Any
 from dramatiq.middleware import CurrentMessage
 
 from cep_automation.redis_client import get_redis, key
+from cep_automation.state_writer import writer
 
 KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600
@@ -28,18 +29,34 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
-def record(message_id: str, state: str, **fields: Any) -> None:
-    """Set a job's state and any extra fields, and its retention for that state."""
+# Creates the record only if the worker has not already written a later state (the producer's
+# "queued" may be sent after the worker's "active": they come from different processes).
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: Any) -> None:
+    """Set a job's state and any extra fields, and its retention for that state (sent in the background)."""
     if state not in STATES:
         raise ValueError(f"unknown job state {state!r}")
     data = {"state": state, "updated_at": _now()}
     data.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items() if v is not None})
     ttl = KEEP_COMPLETED_S if state in ("completed", "skipped") else KEEP_FAILED_S
-    pipe = get_redis().pipeline()
-    pipe.hset(key("job", message_id), mapping=data)
-    pipe.expire(key("job", message_id), ttl)
-    pipe.expire(key("job", message_id, "log"), ttl)
-    pipe.execute()
+    job_key, log_key = key("job", message_id), key("job", message_id, "log")
+
+    def write(pipe: Any) -> None:
+        if only_if_new:
+            pipe.eval(_CREATE, 1, job_key, ttl, *[item for pair in data.items() for item in pair])
+            return
+        pipe.hset(job_key, mapping=data)
+        pipe.expire(job_key, ttl)
+        pipe.expire(log_key, ttl)
+
+    writer.submit(write)
 
 
 @dataclass
@@ -63,6 +80,7 @@ class JobInfo:
 
 def get_job(message_id: str) -> JobInfo | None:
     """The stored state of a message, or None if unknown or expired."""
+    writer.flush()  # read this process's own writes
     client = get_redis()
     raw = client.hgetall(key("job", message_id))
     if not raw:
@@ -93,16 +111,20 @@ class JobHandle:
         """Report progress from 0 to 100."""
         if not 0 <= percent <= 100:
             raise ValueError(f"progress must be between 0 and 100, got {percent}")
-        get_redis().hset(key("job", self.message_id), mapping={"progress": int(percent), "updated_at": _now()})
+        job_key, fields = key("job", self.message_id), {"progress": int(percent), "updated_at": _now()}
+        writer.submit(lambda pipe: pipe.hset(job_key, mapping=fields))
 
     def log(self, line: str) -> None:
         """Append a log line readable with ``cep-automation jobs show``."""
         log_key = key("job", self.message_id, "log")
-        pipe = get_redis().pipeline()
-        pipe.rpush(log_key, f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}")
-        pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
-        pipe.expire(log_key, KEEP_FAILED_S)
-        pipe.execute()
+        entry = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
+
+        def write(pipe: Any) -> None:
+            pipe.rpush(log_key, entry)
+            pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
+            pipe.expire(log_key, KEEP_FAILED_S)
+
+        writer.submit(write)
 
 
     def step(self, name: str, status: str, detail: str | None = None) -> None:

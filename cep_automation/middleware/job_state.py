@@ -18,8 +18,11 @@ class JobState(Middleware):
     """
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
-        state = "retrying" if message.options.get("retries") else "queued"
-        jobs.record(message.message_id, state, actor=message.actor_name, queue=message.queue_name)
+        if message.options.get("retries"):
+            jobs.record(message.message_id, "retrying")
+        else:
+            jobs.record(message.message_id, "queued", only_if_new=True, actor=message.actor_name,
+                        queue=message.queue_name)
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         attempt = message.options.get("retries", 0) + 1

@@ -8,6 +8,7 @@ Redis) is failed at once — no retries — and so goes to the dead letters with
 from __future__ import annotations
 
 import inspect
+from functools import lru_cache
 from typing import Any
 
 import dramatiq
@@ -21,10 +22,15 @@ from cep_automation.errors import PayloadError
 ERROR_OPTION = "cep_error"
 
 
+@lru_cache(maxsize=None)
+def _signature(fn: Any) -> inspect.Signature:
+    return inspect.signature(fn)
+
+
 def payload_of(actor: dramatiq.Actor, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
     """The payload as keyword arguments, whether sent positionally or by name."""
     try:
-        return dict(inspect.signature(actor.fn).bind(*args, **kwargs).arguments)
+        return dict(_signature(actor.fn).bind(*args, **kwargs).arguments)
     except TypeError as exc:
         raise PayloadError(actor.actor_name, [str(exc)]) from None
 

@@ -1,0 +1,87 @@
+"""Pipelined, batched Redis writes for job state, off the message hot path.
+
+Every state change of every message used to cost a Redis round trip inside the worker thread,
+halving throughput. Writes are now queued in order and sent by one thread per process every
+:data:`INTERVAL_S` in a single pipeline; readers in the same process flush first, so they read
+their own writes, and other processes see a change at most one interval later.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from cep_automation.redis_client import get_redis
+
+logger = logging.getLogger("cep_automation.state_writer.StateWriter")
+INTERVAL_S = 0.05
+MAX_QUEUED = 100_000
+
+Op = Callable[[Any], None]  # adds commands to a redis pipeline
+
+
+class StateWriter:
+    """Queues pipeline operations and sends them from a background thread, in submission order."""
+
+    def __init__(self) -> None:
+        self._ops: deque[Op] = deque()
+        self._flush_lock = threading.Lock()
+        self._pid: int | None = None
+        self._wake = threading.Event()
+
+    def submit(self, op: Op) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        if len(self._ops) >= MAX_QUEUED:
+            self._ops.popleft()
+            logger.warning("Redis unreachable for long: oldest job-state update dropped")
+        self._ops.append(op)
+
+    def flush(self) -> None:
+        """Send everything queued so far. While Redis is unreachable the operations stay queued; a batch
+        Redis refuses (a bad command) is dropped, so one bad write cannot block all later ones."""
+        with self._flush_lock:
+            batch = [self._ops.popleft() for _ in range(len(self._ops))]
+            if not batch:
+                return
+            try:
+                pipe = get_redis().pipeline(transaction=False)
+                for op in batch:
+                    op(pipe)
+                pipe.execute()
+            except (redis.ConnectionError, redis.TimeoutError):
+                self._ops.extendleft(reversed(batch))
+                raise
+            except redis.RedisError as exc:
+                logger.error("Redis refused a batch of %d job-state updates: %s", len(batch), exc)
+
+    def _start(self) -> None:
+        # After a fork the parent's thread and queue are not ours.
+        self._ops.clear()
+        self._pid = os.getpid()
+        threading.Thread(target=self._run, name="cep-state-writer", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(INTERVAL_S)
+            try:
+                self.flush()
+            except Exception as exc:
+                logger.warning("Job state not written yet (%d queued): %s", len(self._ops), exc)
+
+    def flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:
+            logger.warning("Job state lost at exit (%d updates): %s", len(self._ops), exc)
+
+
+writer = StateWriter()
+atexit.register(writer.flush_quietly)  # a short-lived producer (the CLI) still records "queued"

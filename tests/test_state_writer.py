@@ -1,0 +1,56 @@
+"""Job-state writes are batched in order, survive a Redis outage, and are read back by their own process."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from cep_automation import jobs
+from cep_automation.redis_client import key
+from cep_automation.state_writer import StateWriter
+
+
+def test_writes_apply_in_submission_order(redis_client):
+    writer = StateWriter()
+    for n in range(100):
+        writer.submit(lambda pipe, n=n: pipe.rpush(key("order"), n))
+    writer.flush()
+    assert [int(x) for x in redis_client.lrange(key("order"), 0, -1)] == list(range(100))
+
+
+def test_unreachable_redis_keeps_the_operations(redis_client, monkeypatch, cep_services):
+    from cep_automation.redis_client import reset_redis
+    from cep_automation.settings import get_settings
+
+    writer = StateWriter()
+    writer.submit(lambda pipe: pipe.set(key("kept"), "1"))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    reset_redis()
+    with pytest.raises(redis.ConnectionError):
+        writer.flush()
+    monkeypatch.setenv("REDIS_URL", cep_services.redis_url)
+    get_settings.cache_clear()
+    reset_redis()
+    writer.flush()
+    assert redis_client.get(key("kept")) == b"1"
+
+
+def test_a_refused_batch_is_dropped_not_retried_for_ever(redis_client):
+    writer = StateWriter()
+    writer.submit(lambda pipe: pipe.execute_command("NO-SUCH-COMMAND"))
+    writer.flush()
+    writer.submit(lambda pipe: pipe.set(key("after"), "1"))
+    writer.flush()
+    assert redis_client.get(key("after")) == b"1"
+
+
+def test_late_queued_record_does_not_override_a_later_state(redis_client):
+    jobs.record("m-late", "completed", actor="stats.rollup", queue="stats", progress=100)
+    jobs.record("m-late", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
+    info = jobs.get_job("m-late")
+    assert info.state == "completed" and info.progress == 100
+    jobs.record("m-new", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
+    assert jobs.get_job("m-new").state == "queued"
+    assert 0 < redis_client.ttl(key("job", "m-new")) <= jobs.KEEP_FAILED_S
+    assert 0 < redis_client.ttl(key("job", "m-late")) <= jobs.KEEP_COMPLETED_S
