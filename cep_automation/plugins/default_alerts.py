@@ -6,17 +6,16 @@ import logging
 from typing import Any
 
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.integration import Integration
+from cep_automation.plugins.kinds import Alerts
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _LEVELS = {"low": logging.INFO, "medium": logging.WARNING, "high": logging.ERROR, "critical": logging.CRITICAL}
 
 
-class LogAlerts(Integration):
+class LogAlerts(Alerts):
     """Writes each alert to the ``cep_automation.alerts`` logger at a level matching its severity."""
 
     name = "log"
-    kind = "alerts"
 
     def send(self, severity: str, title: str, body: str = "", **context: Any) -> None:
         if severity not in SEVERITIES:

@@ -1,0 +1,35 @@
+"""Masking of personal data and secrets in log lines (leads are personal data under the GDPR/RGPD)."""
+
+from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# International numbers (+ and 8-15 digits) and Spanish 9-digit numbers, spaced or not; dates and ids
+# (no +, not starting with 6-9 or not 9 digits) are left alone.
+_PHONE = re.compile(r"(?<![\w+])(\+\d{1,3}(?:[ \-]?\d){7,12}|[6789]\d{2}(?:[ \-]?\d{3}){2})(?![\w])")
+_SECRET_PARAM = re.compile(r"((?:access_token|token|key|api_key|apikey|secret|password)=)[^&\s\"']+", re.I)
+_BEARER = re.compile(r"(Bearer|OAuth|Zoho-oauthtoken|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
+
+
+def mask_email(email: str) -> str:
+    """``ana.garcia@example.com`` → ``a***@example.com``."""
+    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", email)
+
+
+def mask_phone(phone: str) -> str:
+    """``+34 600 123 456`` → ``+34*******456`` (country code and last three digits kept)."""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 7:
+        return "***"
+    prefix = "+" + digits[:2] if phone.strip().startswith("+") else ""
+    hidden = len(digits) - len(prefix.lstrip("+")) - 3
+    return f"{prefix}{'*' * hidden}{digits[-3:]}"
+
+
+def redact(text: str) -> str:
+    """Mask every email, phone number, bearer token and secret query parameter in ``text``."""
+    text = _SECRET_PARAM.sub(r"\1***", text)
+    text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(1)), text)

@@ -1,0 +1,83 @@
+"""The shared HTTP client against a real local server: timeouts, Retry-After, error classes, redacted logs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from cep_automation.errors import PermanentError, TransientError
+from cep_automation.plugins.http import HttpClient
+from cep_automation.testing import FakeServer
+from cep_automation.testing.fakes import Reply
+
+
+class Echo(FakeServer):
+    def handle(self, request):
+        return Reply(200, {"path": request.path, "auth": request.headers.get("authorization")})
+
+
+@pytest.fixture
+def server():
+    with Echo() as fake:
+        yield fake
+
+
+def client(server, **kwargs):
+    return HttpClient("echo", server.url, headers={"Authorization": "Bearer s3cret-token"}, **kwargs)
+
+
+def test_success_sends_headers(server):
+    assert client(server).get("/things").json() == {"path": "/things", "auth": "Bearer s3cret-token"}
+
+
+def test_429_with_retry_after_seconds_is_transient(server):
+    server.fail_next(429, {"error": "slow down"}, headers={"Retry-After": "7"})
+    with pytest.raises(TransientError) as error:
+        client(server).get("/x")
+    assert error.value.retry_after == 7 and error.value.delay == 7000
+
+
+def test_retry_after_as_http_date(server):
+    server.fail_next(503, {"error": "maintenance"}, headers={"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})
+    with pytest.raises(TransientError) as error:
+        client(server).get("/x")
+    assert error.value.retry_after > 3600
+
+
+def test_5xx_transient_4xx_permanent(server):
+    server.fail_next(502, {"error": "bad gateway"})
+    with pytest.raises(TransientError):
+        client(server).get("/x")
+    server.fail_next(404, {"error": "no such list"})
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        client(server).get("/x")
+
+
+def test_classifier_overrides_the_status(server):
+    server.fail_next(400, {"error": {"code": 17}})
+    rate_limited = client(server, classify=lambda r: TransientError("rate", retry_after=60)
+                          if r.json()["error"]["code"] == 17 else None)
+    with pytest.raises(TransientError, match="rate"):
+        rate_limited.get("/x")
+
+
+def test_read_timeout_is_transient(server):
+    server.fail_next(200, {}, delay_s=1.0)
+    with pytest.raises(TransientError, match="timed out"):
+        client(server, timeout=(1, 0.2)).get("/slow")
+
+
+def test_connection_refused_is_transient():
+    from cep_automation.embedded import free_port
+
+    with pytest.raises(TransientError, match="cannot connect"):
+        HttpClient("nobody", f"http://127.0.0.1:{free_port()}").get("/")
+
+
+def test_logs_never_show_tokens_or_personal_data(server, caplog):
+    caplog.set_level(logging.INFO)
+    client(server).get("/members/ana@example.com?access_token=EAAGsecret")
+    text = caplog.text
+    assert "GET" in text and "ana@example.com" not in text and "EAAGsecret" not in text
+    assert "s3cret-token" not in text
