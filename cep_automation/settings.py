@@ -54,9 +54,13 @@ class Settings(BaseSettings):
     mailchimp_transactional_key: SecretStr | None = None
     mailchimp_base_url: str | None = None
     mandrill_base_url: str = "https://mandrillapp.com/api/1.0"
+    mandrill_lead_template: str = "lead-confirmation"
+    mandrill_from_email: str = "info@cepformacion.es"
     whatsapp_phone_number_id: str | None = None
     whatsapp_access_token: SecretStr | None = None
     whatsapp_base_url: str = "https://graph.facebook.com/v18.0"
+    whatsapp_rate_limit: int = Field(80, ge=1)
+    whatsapp_advisor_template: str = "lead_advisor_notice"
     meta_access_token: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
@@ -65,9 +69,21 @@ class Settings(BaseSettings):
     ga4_credentials: SecretStr | None = None
     ga4_base_url: str = "https://analyticsdata.googleapis.com/v1beta"
     crm_enabled: bool = False
+    crm_webhook_url: str | None = None
+    crm_webhook_secret: SecretStr | None = None
     s3_backup_bucket: str | None = None
     s3_endpoint_url: str | None = None
     llm_api_base: str | None = None
+    llm_default_model: str = "gpt-4"
+    cep_alert_webhook_url: str | None = None
+    cep_alert_email_to: str | None = None
+    cep_alert_collapse_s: int = Field(600, ge=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "alerts@cepformacion.es"
+    smtp_starttls: bool = True
 
     @field_validator("redis_url")
     @classmethod
