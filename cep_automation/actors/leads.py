@@ -1,0 +1,133 @@
+"""``lead.created``: follow up a new lead — Mailchimp, confirmation email, WhatsApp, CRMs, live stats.
+
+Every step runs once per lead (the effects ledger), a failed step does not stop the others, and
+marketing steps (Mailchimp, the WhatsApp template to the lead) run only with recorded consent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pydantic import BaseModel
+
+from cep_automation import integrations
+from cep_automation.actors.base import job
+from cep_automation.db import connection
+from cep_automation.effects import Ledger
+from cep_automation.errors import PermanentError
+from cep_automation.jobs import current_job
+from cep_automation.leads import LeadView, load_lead
+from cep_automation.plugins.kinds import Contact
+from cep_automation.redis_client import get_redis, key
+from cep_automation.settings import get_settings
+from cep_automation.steps import StepRunner
+
+OFFER_TYPES = ("telematico", "ocupados", "desempleados", "privados")
+LIVE_STATS_TTL_S = 40 * 24 * 3600
+
+
+class LeadCreatedPayload(BaseModel):
+    lead_id: uuid.UUID
+
+
+def whatsapp_template(offer_type: str | None) -> str:
+    """``lead_confirmation_<offer type>``, or the generic template for anything else."""
+    return f"lead_confirmation_{offer_type}" if offer_type in OFFER_TYPES else "lead_confirmation_generic"
+
+
+def contact_of(lead: LeadView) -> Contact:
+    return Contact.from_name(
+        lead.name, email=lead.email or "", phone=lead.phone or "", source=lead.source, external_id=lead.id,
+        tags=tuple(t for t in ("lead", lead.offer_type) if t),
+        merge_fields={"PHONE": lead.phone or "", "COURSE": lead.course_title or "", "CAMPUS": lead.campus_label},
+    )
+
+
+def live_stats_key(day: dt.date) -> str:
+    return key("stats", "live", day.isoformat())
+
+
+def count_live(lead: LeadView) -> str:
+    """Leads per campus and day, for the live dashboard (campus 0 = telemático)."""
+    day = lead.created_at.astimezone(dt.timezone.utc).date()
+    pipe = get_redis().pipeline()
+    pipe.hincrby(live_stats_key(day), str(lead.campus_id or 0), 1)
+    pipe.expire(live_stats_key(day), LIVE_STATS_TTL_S)
+    pipe.execute()
+    return f"{day}:{lead.campus_id or 0}"
+
+
+def run_marketing(steps: StepRunner, lead: LeadView) -> None:
+    """Mailchimp and the WhatsApp template to the lead — only with consent."""
+    if not lead.has_consent:
+        for step in ("mailchimp", "whatsapp_lead"):
+            steps.skip(step, "no recorded consent (RGPD)")
+        return
+    run_with(steps, "mailchimp", "email_marketing", lambda m: m.upsert_contact(contact_of(lead)),
+             missing=None if lead.email else "lead has no email")
+    steps.job.progress(40)
+    run_with(steps, "whatsapp_lead", "messaging",
+             lambda w: w.send_template(lead.phone, whatsapp_template(lead.offer_type), "es",
+                                       [lead.name, lead.course_title or ""]),
+             missing=None if lead.phone else "lead has no phone")
+
+
+def run_with(steps: StepRunner, step: str, kind: str, action: Any, missing: str | None = None) -> None:
+    """Run ``action(integration)`` with the first enabled integration of ``kind``, or skip saying why."""
+    if missing:
+        steps.skip(step, missing)
+        return
+    found = integrations.enabled(kind)
+    if not found:
+        steps.skip(step, integrations.why_none(kind))
+        return
+    steps.run(step, lambda: action(found[0]))
+
+
+def run_notices(steps: StepRunner, lead: LeadView) -> None:
+    """The confirmation email to the lead and the WhatsApp notice to the campus advisor."""
+    settings = get_settings()
+    run_with(steps, "confirmation_email", "transactional_email",
+             lambda m: m.send_template(settings.mandrill_lead_template, lead.email, lead.name,
+                                       {"NAME": lead.name, "COURSE": lead.course_title or "",
+                                        "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
+             missing=None if lead.email else "lead has no email")
+    run_with(steps, "whatsapp_advisor", "messaging",
+             lambda w: w.send_template(lead.advisor_phone, settings.whatsapp_advisor_template, "es",
+                                       [lead.name, lead.course_title or "", lead.campus_label]),
+             missing=None if lead.advisor_phone else f"campus {lead.campus_label} has no advisor phone")
+    steps.job.progress(70)
+
+
+def run_crms(steps: StepRunner, lead: LeadView) -> None:
+    if not get_settings().crm_enabled:
+        steps.skip("crm", "CRM_ENABLED is false")
+        return
+    crms = integrations.enabled("crm")
+    if not crms:
+        steps.skip("crm", integrations.why_none("crm"))
+    for crm in crms:
+        steps.run(f"crm:{crm.name}", lambda crm=crm: crm.upsert_lead(contact_of(lead)))
+
+
+@job("lead.created", schema=LeadCreatedPayload, idempotency_key="lead.created:{lead_id}",
+     audit_action="lead.automated", audit_entity=("lead", "lead_id"))
+def lead_created(lead_id: str) -> dict[str, Any]:
+    """Run every follow-up step of a new lead once; retry only the steps that failed."""
+    handle = current_job()
+    with connection() as conn:
+        lead = load_lead(conn, str(lead_id))
+    if lead is None:
+        raise PermanentError(f"lead {lead_id} not found")
+    handle.progress(10)
+    steps = StepRunner(Ledger(f"lead.created:{lead.id}"), handle)
+    run_marketing(steps, lead)
+    run_notices(steps, lead)
+    run_crms(steps, lead)
+    handle.progress(90)
+    steps.run("live_stats", lambda: count_live(lead))
+    outcomes = steps.finish()
+    handle.progress(100)
+    return {"lead_id": lead.id, "steps": outcomes}

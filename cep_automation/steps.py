@@ -1,0 +1,62 @@
+"""Running a job's steps: each once (through the effects ledger), each outcome recorded, none stopping the rest.
+
+After all steps, :meth:`StepRunner.finish` raises if any failed: a :class:`TransientError` when
+a retry could help (only the failed steps run again: the ledger remembers the others), a
+:class:`PermanentError` when every failure is permanent (straight to the dead letters).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cep_automation.effects import Effect, Ledger
+from cep_automation.errors import PermanentError, TransientError
+from cep_automation.jobs import JobHandle
+from cep_automation.redact import redact
+
+logger = logging.getLogger("cep_automation.steps.StepRunner")
+
+
+class StepRunner:
+    """The steps of one job; ``outcomes`` maps step → ``{"status", "detail"?}``."""
+
+    def __init__(self, ledger: Ledger, job: JobHandle) -> None:
+        self.ledger = ledger
+        self.job = job
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.failures: dict[str, Exception] = {}
+
+    def skip(self, step: str, reason: str) -> None:
+        self._record(step, "skipped", reason)
+
+    def run(self, step: str, action: Callable[[], Any]) -> Effect | None:
+        """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised."""
+        try:
+            effect = self.ledger.run(step, action)
+        except Exception as exc:  # any failure of one step must not stop the others
+            self.failures[step] = exc
+            self._record(step, "failed", f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, (TransientError, PermanentError)):
+                logger.exception("Step %s failed unexpectedly", step)
+            return None
+        self._record(step, "success", "done in an earlier attempt" if effect.replayed else None)
+        return effect
+
+    def _record(self, step: str, status: str, detail: str | None) -> None:
+        detail = redact(detail) if detail else None
+        self.outcomes[step] = {"status": status, **({"detail": detail} if detail else {})}
+        self.job.step(step, status, detail)
+
+    def finish(self) -> dict[str, dict[str, Any]]:
+        """The outcomes, or the error that makes the job retry or die."""
+        if not self.failures:
+            return self.outcomes
+        summary = "; ".join(f"{step}: {self.outcomes[step].get('detail', '')}" for step in self.failures)
+        message = f"{len(self.failures)} step(s) failed: {summary}"
+        if all(isinstance(exc, PermanentError) for exc in self.failures.values()):
+            raise PermanentError(message)
+        delays = [exc.retry_after for exc in self.failures.values()
+                  if isinstance(exc, TransientError) and exc.retry_after is not None]
+        raise TransientError(message, retry_after=max(delays) if delays else None)
