@@ -1,0 +1,85 @@
+"""Campaign metrics: combining analytics and ads figures, storing them, spotting anomalies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+
+from cep_automation.plugins.kinds import Metrics
+
+LOW_CTR_PERCENT = 0.5
+MIN_IMPRESSIONS_FOR_CTR = 1000  # below this a low CTR is noise, not an anomaly
+
+
+@dataclass(frozen=True)
+class CampaignFigures:
+    """What one sync stores for a campaign and period."""
+
+    campaign_id: int
+    period_start: dt.date
+    period_end: dt.date
+    clicks: int
+    impressions: int
+    leads: int
+    spend: float
+
+    @property
+    def ctr(self) -> float | None:
+        """Clicks per impression, in percent."""
+        return round(100 * self.clicks / self.impressions, 4) if self.impressions else None
+
+    @property
+    def cpl(self) -> float | None:
+        """Cost per lead."""
+        return round(self.spend / self.leads, 2) if self.leads else None
+
+
+def combine(campaign_id: int, since: dt.date, until: dt.date, analytics: Metrics | None,
+            ads: Metrics | None, own_leads: int) -> CampaignFigures:
+    """Ads clicks and impressions when the campaign runs on Meta, else analytics sessions; leads are
+    ours (the leads table is the truth), falling back to what the platforms counted."""
+    clicks = ads.clicks if ads else (analytics.clicks if analytics else 0)
+    platform_leads = max(ads.leads if ads else 0, analytics.leads if analytics else 0)
+    return CampaignFigures(campaign_id, since, until, clicks, ads.impressions if ads else 0,
+                           own_leads or platform_leads, ads.spend if ads else 0.0)
+
+
+def anomalies(figures: CampaignFigures, budget: Decimal | None, name: str) -> list[tuple[str, str]]:
+    """(severity, message) for each anomaly: a low CTR, a budget spent or nearly spent."""
+    found = []
+    if figures.ctr is not None and figures.impressions >= MIN_IMPRESSIONS_FOR_CTR and figures.ctr < LOW_CTR_PERCENT:
+        found.append(("medium", f"Low CTR in campaign {name}: {figures.ctr:.2f}% (below {LOW_CTR_PERCENT}%)"))
+    if budget:
+        if figures.spend >= float(budget):
+            found.append(("high", f"Budget spent in campaign {name}: {figures.spend:.2f} of {budget}"))
+        elif figures.spend >= 0.9 * float(budget):
+            found.append(("medium", f"Budget 90% spent in campaign {name}: {figures.spend:.2f} of {budget}"))
+    return found
+
+
+def campaigns_to_sync(conn: psycopg.Connection, campaign_id: int | None) -> list[dict[str, Any]]:
+    """One campaign by id (whatever its status), or every active one."""
+    query = ("SELECT id, name, tracking_tag, meta_campaign_id, budget, created_at FROM campaigns"
+             " WHERE (%(id)s::bigint IS NULL AND status = 'active') OR id = %(id)s ORDER BY id")
+    return conn.execute(query, {"id": campaign_id}).fetchall()
+
+
+def count_leads(conn: psycopg.Connection, campaign_id: int, since: dt.date, until: dt.date) -> int:
+    row = conn.execute(
+        "SELECT count(*) AS n FROM leads WHERE campaign_id = %s AND created_at >= %s AND created_at < %s",
+        (campaign_id, since, until + dt.timedelta(days=1))).fetchone()
+    return int(row["n"])
+
+
+def store(conn: psycopg.Connection, f: CampaignFigures) -> None:
+    """Upsert the figures of one campaign and period."""
+    conn.execute(
+        "INSERT INTO campaign_metrics (campaign_id, period_start, period_end, clicks, impressions, leads, spend,"
+        " ctr, cpl) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (campaign_id, period_start, period_end)"
+        " DO UPDATE SET clicks = EXCLUDED.clicks, impressions = EXCLUDED.impressions, leads = EXCLUDED.leads,"
+        " spend = EXCLUDED.spend, ctr = EXCLUDED.ctr, cpl = EXCLUDED.cpl, synced_at = now()",
+        (f.campaign_id, f.period_start, f.period_end, f.clicks, f.impressions, f.leads, f.spend, f.ctr, f.cpl))
