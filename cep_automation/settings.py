@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     crm_webhook_secret: SecretStr | None = None
     s3_backup_bucket: str | None = None
     s3_endpoint_url: str | None = None
+    backup_prefix: str = "backups/"
+    backup_retention_days: int = Field(30, ge=1)
+    cep_pg_bin_dir: str | None = None
+    cep_media_dir: str | None = None
     llm_api_base: str | None = None
     llm_default_model: str = "gpt-4"
     cep_alert_webhook_url: str | None = None
