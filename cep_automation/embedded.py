@@ -93,7 +93,11 @@ class EmbeddedPostgres:
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) a PostgreSQL cluster in ``data_dir/pgdata``."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))  # before the import: pgserver warns without it
+    if "XDG_RUNTIME_DIR" not in os.environ:  # before the import: pgserver warns without a private one
+        runtime = data_dir / "run"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     try:
         import pgserver
     except ImportError:
