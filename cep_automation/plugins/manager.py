@@ -20,7 +20,11 @@ from cep_automation.plugins import hookspecs
 from cep_automation.settings import Settings
 
 GROUP = "cep_automation"
-DEFAULT_PLUGINS = ("cep_automation.plugins.default_alerts",)
+DEFAULT_PLUGINS = (
+    "cep_automation.plugins.default_alerts",
+    "cep_automation.plugins.mailchimp",
+    "cep_automation.plugins.mandrill",
+)
 
 logger = logging.getLogger("cep_automation.plugins.manager")
 

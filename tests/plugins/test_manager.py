@@ -19,6 +19,9 @@ import cep_automation
 from cep_automation.plugins import manager
 from cep_automation.plugins.integration import Integration
 
+# Every built-in plugin, in load order (the tests add their own plugins around these).
+BUILTINS = [manager.builtin_name(module) for module in manager.DEFAULT_PLUGINS]
+
 
 class StubAlerts(Integration):
     """An alerts sink a fake plugin registers."""
@@ -79,7 +82,7 @@ def test_nothing_loads_on_import_and_built_ins_load_on_demand(fresh_plugins, set
     assert names(manager.get_plugin_manager()) == []
     pm = manager.load_plugins(settings_with())
     assert pm is manager.get_plugin_manager()
-    assert names(pm) == ["default_alerts"]
+    assert names(pm) == BUILTINS
 
 
 def test_load_plugins_is_idempotent(installed, settings_with):
@@ -89,13 +92,13 @@ def test_load_plugins_is_idempotent(installed, settings_with):
     assert manager.load_plugins(settings) is pm
     assert manager.load_plugins(settings_with(cep_disabled_plugins="alpha")) is pm  # already loaded: a no-op
     assert (names(pm), len(pm.hook.register_integrations.get_hookimpls())) == before
-    assert before == (["alpha", "beta", "default_alerts"], 3)
+    assert before == (["alpha", "beta", *BUILTINS], 2 + len(BUILTINS))
 
 
 def test_tests_never_load_entry_points_by_default(installed, settings_with):
     installed.setattr(manager, "LOAD_ENTRYPOINTS", False)
     settings = settings_with()
-    assert names(manager.load_plugins(settings)) == ["default_alerts"]
+    assert names(manager.load_plugins(settings)) == BUILTINS
     assert described(settings)["alpha"].reason == "entry points are not loaded in tests"
 
 
@@ -108,10 +111,10 @@ def test_entry_points_are_described_with_their_distribution(installed, settings_
     )
     assert "x" not in found  # other entry-point groups are not plugins
     # Entry points first, then built-ins: the order operators see and pluggy registers.
-    assert [info.name for info in manager.describe_plugins(settings)] == ["alpha", "beta", "default_alerts"]
+    assert [info.name for info in manager.describe_plugins(settings)] == ["alpha", "beta", *BUILTINS]
 
 
-@pytest.mark.parametrize("blocked", ["alpha", "default_alerts"])
+@pytest.mark.parametrize("blocked", ["alpha", *BUILTINS])
 def test_blocklist_stops_entry_points_and_built_ins(installed, settings_with, blocked):
     settings = settings_with(cep_disabled_plugins=f" {blocked} ,nosuch")
     pm = manager.load_plugins(settings)
@@ -122,11 +125,11 @@ def test_blocklist_stops_entry_points_and_built_ins(installed, settings_with, bl
 
 
 @pytest.mark.parametrize("allow, loaded", [
-    (None, ["alpha", "beta", "default_alerts"]),
-    ("", ["default_alerts"]),
-    ("beta", ["beta", "default_alerts"]),
-    (" beta , alpha ,", ["alpha", "beta", "default_alerts"]),
-    ("default_alerts", ["default_alerts"]),  # the allowlist names entry points; built-ins always load
+    (None, ["alpha", "beta", *BUILTINS]),
+    ("", BUILTINS),
+    ("beta", ["beta", *BUILTINS]),
+    (" beta , alpha ,", ["alpha", "beta", *BUILTINS]),
+    ("default_alerts", BUILTINS),  # the allowlist names entry points; built-ins always load
 ])
 def test_allowlist_loads_only_the_named_entry_points(installed, settings_with, allow, loaded):
     settings = settings_with(cep_load_plugins=allow)
@@ -137,7 +140,7 @@ def test_allowlist_loads_only_the_named_entry_points(installed, settings_with, a
 
 def test_blocklist_beats_allowlist(installed, settings_with):
     settings = settings_with(cep_load_plugins="alpha,beta", cep_disabled_plugins="beta")
-    assert names(manager.load_plugins(settings)) == ["alpha", "default_alerts"]
+    assert names(manager.load_plugins(settings)) == ["alpha", *BUILTINS]
 
 
 def test_plugins_registered_by_hand_are_described(fresh_plugins, settings_with):
@@ -185,7 +188,7 @@ def test_a_misspelled_hook_in_a_blocked_plugin_does_not_stop_start_up(installed,
     with pytest.raises(PluginValidationError):
         manager.load_plugins(settings_with())
     manager.reset_plugins()
-    assert names(manager.load_plugins(settings_with(cep_disabled_plugins="alpha"))) == ["beta", "default_alerts"]
+    assert names(manager.load_plugins(settings_with(cep_disabled_plugins="alpha"))) == ["beta", *BUILTINS]
 
 
 def test_an_argument_the_spec_does_not_have_is_rejected_at_registration(fresh_plugins):

@@ -1,0 +1,100 @@
+"""Built-in generic CRM: POST each lead as JSON to a URL, signed so the receiver can trust it.
+
+The receiver checks ``X-CEP-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body with the
+shared secret (compared in constant time), and upserts by ``Idempotency-Key`` (our lead id), so a
+retried delivery updates the same record instead of creating a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from cep_automation.errors import PermanentError
+from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient
+from cep_automation.plugins.kinds import CRM, Contact
+
+SIGNATURE_HEADER = "X-CEP-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def sign(secret: str, raw: bytes) -> str:
+    """The ``X-CEP-Signature`` value of a body: ``sha256=`` and the hex HMAC-SHA256."""
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def idempotency_key(contact: Contact) -> str:
+    """Our lead id; a lead without one (never from ``lead.created``) is keyed by its email's hash."""
+    if str(contact.external_id or ""):
+        return str(contact.external_id)
+    if not contact.email.strip():
+        raise PermanentError("webhook: the lead has neither an id nor an email to key the upsert on")
+    return "email-sha256-" + hashlib.sha256(contact.email.strip().lower().encode()).hexdigest()
+
+
+def lead_body(contact: Contact, key: str) -> dict[str, Any]:
+    """The JSON document the receiver gets (stable field names: receivers depend on them)."""
+    return {
+        "external_id": key,
+        "email": contact.email.strip(),
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "source": contact.source,
+        "tags": list(contact.tags),
+        "fields": dict(contact.merge_fields),
+    }
+
+
+class WebhookCRM(CRM):
+    """Sends leads to any HTTP endpoint that upserts them (a small CRM bridge, Zapier, Make, …).
+
+    Parameters:
+      settings: uses ``crm_webhook_url`` (the full URL to POST to) and ``crm_webhook_secret``.
+      timeout: (connect, read) seconds for each request.
+    Raises:
+      TransientError: timeouts, connection errors, 429 and 5xx (``retry_after`` from ``Retry-After``).
+      PermanentError: any other 4xx (a bad signature is a 401/403: fix the secret, do not retry).
+    """
+
+    name = "webhook"
+    required_settings = ("crm_webhook_url", "crm_webhook_secret")
+
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
+        super().__init__(settings)
+        self.timeout = timeout
+
+    def upsert_lead(self, contact: Contact) -> str:
+        """POST the signed lead; return the receiver's ``id``, or our key if it answered none."""
+        key = idempotency_key(contact)
+        raw = json.dumps(lead_body(contact, key), separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.settings.crm_webhook_secret.get_secret_value(), raw),
+            IDEMPOTENCY_HEADER: key,
+        }
+        url = self.settings.crm_webhook_url
+        client = HttpClient(self.name, url, timeout=self.timeout)
+        try:
+            response = client.post(url, data=raw, headers=headers)
+        finally:
+            client.close()
+        return receiver_id(response.content, key)
+
+
+def receiver_id(content: bytes, fallback: str) -> str:
+    """``id`` from a JSON answer; any other answer (204, text, no id) means the receiver keeps our key."""
+    try:
+        answer = json.loads(content) if content else None
+    except ValueError:
+        return fallback
+    found = answer.get("id") if isinstance(answer, dict) else None
+    return str(found) if found not in (None, "") else fallback
+
+
+@hookimpl(trylast=True)
+def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+    register(WebhookCRM(settings))

@@ -1,0 +1,170 @@
+"""Built-in WhatsApp Cloud API integration: template and text messages, under one global rate limit.
+
+Every worker process shares ``WHATSAPP_RATE_LIMIT`` messages per second through Dramatiq's
+:class:`~dramatiq.rate_limits.WindowRateLimiter` on Redis, so adding workers never pushes the business
+number past its throughput (error 130429). Errors are classified by Graph ``code`` (api-contracts §3),
+not by HTTP status: Meta sends the call-rate limit as 400 or 429 alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import redis
+import requests
+from dramatiq.rate_limits import WindowRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
+
+from cep_automation.errors import PermanentError, TransientError
+from cep_automation.plugins.graph import GraphError
+from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
+from cep_automation.plugins.kinds import Messaging
+from cep_automation.redact import mask_phone
+from cep_automation.redis_client import get_redis, key
+
+logger = logging.getLogger("cep_automation.plugins.whatsapp.WhatsApp")
+
+# Retried codes and the back-off (s) used when the answer has no Retry-After; None = the job's own backoff.
+TRANSIENT_CODES: dict[int, float | None] = {
+    4: 60, 80007: 60,  # app / WABA call-rate limit
+    130429: 3,  # per-number throughput: the next second usually has room
+    131056: 60,  # pair limit (same recipient too often); other recipients are unaffected
+    131000: None, 131016: None, 1: None, 2: None,  # unknown error / service unavailable
+}
+PERMANENT_CODES = frozenset({
+    0, 190, 10, *range(200, 300),  # authentication, permissions
+    100, 131008, 131009, 33,  # invalid or missing parameter, bad phone-number id
+    132000, 132001, 132012, 132015, 132016,  # template problems
+    131030, 133010, 368, 131031,  # recipient not allowed, number not registered, policy block, account locked
+    131026, 131047, 131048, 131049,  # undeliverable, outside 24 h window, spam / marketing limits
+})
+HINTS = {
+    0: "WHATSAPP_ACCESS_TOKEN is invalid or expired",
+    190: "WHATSAPP_ACCESS_TOKEN is invalid or expired",
+    131047: "more than 24 h since the user last wrote: send a template instead",
+    131026: "the recipient cannot receive WhatsApp messages",
+}
+
+
+def classify(response: requests.Response) -> Exception | None:
+    """TransientError or PermanentError for a Graph error object; None (decide by status) otherwise."""
+    error = GraphError.parse(response)
+    if error is None:
+        return None
+    what = error.describe("whatsapp", HINTS.get(error.code, ""))
+    retry_after = retry_after_seconds(response)
+    if error.code in TRANSIENT_CODES:
+        return TransientError(what, retry_after=TRANSIENT_CODES[error.code] if retry_after is None else retry_after)
+    if error.code in PERMANENT_CODES or not error.retryable_status:
+        return PermanentError(what)
+    return TransientError(what, retry_after=retry_after)
+
+
+class GlobalRateLimit:
+    """At most ``limit`` acquisitions per ``window`` seconds across every process using this Redis.
+
+    ``acquire`` waits up to ``wait_s`` (in ``poll_s`` steps) for a slot, then raises
+    TransientError(retry_after=1) so the job is retried instead of holding a worker thread.
+    """
+
+    def __init__(self, name: str, limit: int, *, window: int = 1, wait_s: float = 1.0, poll_s: float = 0.05) -> None:
+        self.name, self.limit, self.window = name, limit, window
+        self.wait_s, self.poll_s = wait_s, poll_s
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now."""
+        # Built per call: get_redis() gives each (forked) process its own client.
+        limiter = WindowRateLimiter(RedisBackend(client=get_redis()), key("ratelimit", self.name),
+                                    limit=self.limit, window=self.window)
+        try:
+            with limiter.acquire(raise_on_failure=False) as acquired:
+                return bool(acquired)
+        except redis.RedisError as exc:
+            raise TransientError(f"{self.name}: rate limiter unavailable ({type(exc).__name__})") from None
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait_s
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                raise TransientError(f"{self.name}: over {self.limit} per {self.window} s across workers",
+                                     retry_after=1)
+            time.sleep(self.poll_s)
+
+
+class WhatsApp(Messaging):
+    """Sends WhatsApp messages from the business number ``WHATSAPP_PHONE_NUMBER_ID``.
+
+    Parameters:
+      settings: uses ``whatsapp_phone_number_id``, ``whatsapp_access_token``, ``whatsapp_base_url`` and
+        ``whatsapp_rate_limit`` (messages per second, shared by all workers).
+      timeout: (connect, read) seconds per request.
+      rate_window_s, rate_wait_s: the limiter's window and how long a send waits for a slot.
+    Returns:
+      the ``wamid`` of each accepted message (accepted, not yet delivered).
+    Raises:
+      TransientError: rate limits (4, 80007, 130429, 131056), 131000/131016/1/2, 5xx, timeouts.
+      PermanentError: authentication, permission, parameter, template, recipient and policy errors.
+    """
+
+    name = "whatsapp"
+    required_settings = ("whatsapp_phone_number_id", "whatsapp_access_token")
+
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                 rate_window_s: int = 1, rate_wait_s: float = 1.0) -> None:
+        super().__init__(settings)
+        self.timeout = timeout
+        self.rate_window_s, self.rate_wait_s = rate_window_s, rate_wait_s
+
+    def send_template(self, to: str, template: str, language: str, params: list[str]) -> str:
+        spec: dict[str, Any] = {"name": template, "language": {"code": language}}
+        if params:
+            spec["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}]
+        return self._send(to, {"type": "template", "template": spec}, f"template {template}")
+
+    def send_text(self, to: str, body: str) -> str:
+        return self._send(to, {"type": "text", "text": {"body": body, "preview_url": False}}, "text")
+
+    def rate_limit(self) -> GlobalRateLimit:
+        return GlobalRateLimit(f"whatsapp:{self.settings.whatsapp_phone_number_id}", self.settings.whatsapp_rate_limit,
+                               window=self.rate_window_s, wait_s=self.rate_wait_s)
+
+    def _send(self, to: str, message: dict[str, Any], what: str) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(to), **message}
+        self.rate_limit().acquire()
+        token = self.settings.whatsapp_access_token.get_secret_value()
+        client = HttpClient(self.name, self.settings.whatsapp_base_url, headers={"Authorization": f"Bearer {token}"},
+                            classify=classify, timeout=self.timeout)
+        try:
+            answer = client.post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body).json()
+        except ValueError:
+            raise PermanentError("whatsapp: 2xx answer without JSON; the message may have gone") from None
+        finally:
+            client.close()
+        wamid = message_id(answer)
+        logger.info("whatsapp: %s to %s accepted as %s", what, mask_phone(to), wamid)
+        return wamid
+
+
+def recipient(phone: str) -> str:
+    """The number as WhatsApp wants it: country code and digits only (``+34 600…`` → ``34600…``)."""
+    digits = re.sub(r"\D", "", phone or "")
+    if len(digits) < 8:
+        raise PermanentError(f"whatsapp: {mask_phone(phone or '')} is not a phone number with country code")
+    return digits
+
+
+def message_id(answer: Any) -> str:
+    """``messages[0].id`` of a send answer; PermanentError (never retried: it may have gone) if absent."""
+    try:
+        return str(answer["messages"][0]["id"])
+    except (KeyError, IndexError, TypeError):
+        raise PermanentError("whatsapp: 2xx answer without messages[0].id; the message may have gone") from None
+
+
+@hookimpl(trylast=True)
+def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+    register(WhatsApp(settings))
