@@ -58,13 +58,13 @@ class Settings(BaseSettings):
     mandrill_from_email: str = "info@cepformacion.es"
     whatsapp_phone_number_id: str | None = None
     whatsapp_access_token: SecretStr | None = None
-    whatsapp_base_url: str = "https://graph.facebook.com/v18.0"
+    whatsapp_base_url: str = "https://graph.facebook.com/v23.0"
     whatsapp_rate_limit: int = Field(80, ge=1)
     whatsapp_advisor_template: str = "lead_advisor_notice"
     meta_access_token: SecretStr | None = None
     meta_app_secret: SecretStr | None = None
     meta_verify_token: SecretStr | None = None
-    meta_graph_base_url: str = "https://graph.facebook.com/v18.0"
+    meta_graph_base_url: str = "https://graph.facebook.com/v23.0"
     ga4_property_id: str | None = None
     ga4_credentials: SecretStr | None = None
     ga4_base_url: str = "https://analyticsdata.googleapis.com/v1beta"

@@ -58,7 +58,7 @@ class GraphError:
             text += f": {self.details}"
         if hint:
             text += f"; {hint}"
-        return redact(text[:500])
+        return redact(text)[:500]
 
 
 def _int_or_none(value: Any) -> int | None:

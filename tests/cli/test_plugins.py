@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from cep_automation.testing.packages import PackageInstallError, install_package, with_pythonpath
 
 CLI = [sys.executable, "-c", "from cep_automation.cli import main; main()"]
 PACKAGES = Path(__file__).parents[1] / "plugin_packages"
@@ -31,23 +32,10 @@ def version_of(package: str) -> str:
 def plugin_sites(tmp_path_factory) -> dict[str, Path]:
     """``--target`` directories with ``cep-automation-hello`` and ``cep-automation-broken`` installed."""
     root = tmp_path_factory.mktemp("plugin-packages")
-    sites = {}
-    for name in ("hello", "broken"):
-        # Build from a copy: setuptools leaves build/ and *.egg-info beside the sources.
-        source = shutil.copytree(PACKAGES / f"cep-automation-{name}", root / "src" / name)
-        site = root / f"site-{name}"
-        pip = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-             "--quiet", "--target", str(site), str(source)],
-            capture_output=True, text=True, timeout=300,
-        )
-        if pip.returncode != 0:
-            pytest.fail(
-                f"pip could not install {source.name} without build isolation; the environment needs "
-                f"setuptools>=70.1 (or the wheel package) to build wheels:\n{pip.stdout}\n{pip.stderr}"
-            )
-        sites[name] = site
-    return sites
+    try:
+        return {name: install_package(PACKAGES / f"cep-automation-{name}", root) for name in ("hello", "broken")}
+    except PackageInstallError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture
@@ -57,8 +45,7 @@ def cep(cep_services, plugin_sites, tmp_path):
     def run(*args: str, sites: tuple[str, ...] = ("hello",), **variables: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k not in PLUGIN_VARIABLES}
         env.update(cep_services.env())
-        path = [str(plugin_sites[name]) for name in sites]
-        env["PYTHONPATH"] = os.pathsep.join(path + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else path)
+        env = with_pythonpath(env, [plugin_sites[name] for name in sites])
         env.update(variables)
         # tmp_path as the working directory: no stray .env file can change the settings.
         return subprocess.run([*CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)

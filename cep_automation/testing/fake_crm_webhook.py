@@ -1,0 +1,72 @@
+"""A fake receiver for the built-in webhook CRM: checks the signature and upserts leads by external id.
+
+It answers as a receiver is expected to: **403** ``{"error": "invalid signature"}`` when
+``X-CEP-Signature`` is missing or is not ``sha256=`` + hex HMAC-SHA256 of the raw body with the
+shared secret; **400** for a body that is not a JSON lead; **201** ``{"id", "created": true}`` for
+a new external id and **200** ``{"id", "created": false}`` for one it already has (same ``id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from cep_automation.testing.fakes import FakeServer, Recorded, Reply
+
+PATH = "/leads"
+
+
+class FakeCrmWebhook(FakeServer):
+    """The receiving end of ``CRM_WEBHOOK_URL`` (use :attr:`endpoint` as the setting).
+
+    Parameters:
+      secret: the shared ``CRM_WEBHOOK_SECRET``.
+    """
+
+    def __init__(self, secret: str = "webhook-secret") -> None:
+        super().__init__()
+        self.secret = secret
+        self.leads: dict[str, dict[str, Any]] = {}  # external id → last body received
+        self.ids: dict[str, str] = {}  # external id → the id we answered
+
+    @property
+    def endpoint(self) -> str:
+        return self.url + PATH
+
+    def handle(self, request: Recorded) -> Reply:
+        if request.method != "POST" or request.path != PATH:
+            return Reply(404, {"error": f"no route for {request.method} {request.path}"})
+        if not self.signature_ok(request):
+            return Reply(403, {"error": "invalid signature"})
+        try:
+            lead = json.loads(request.body)
+        except ValueError:
+            return Reply(400, {"error": "body is not JSON"})
+        key = request.headers.get("idempotency-key") or (lead.get("external_id") if isinstance(lead, dict) else None)
+        if not isinstance(lead, dict) or not key:
+            return Reply(400, {"error": "a lead object with an external_id (Idempotency-Key) is required"})
+        return self._upsert(str(key), lead)
+
+    def signature_ok(self, request: Recorded) -> bool:
+        expected = "sha256=" + hmac.new(self.secret.encode(), request.body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(request.headers.get("x-cep-signature", ""), expected)
+
+    def _upsert(self, key: str, lead: dict[str, Any]) -> Reply:
+        with self._lock:
+            created = key not in self.ids
+            if created:
+                self.ids[key] = f"crm-{len(self.ids) + 1}"
+            self.leads[key] = lead
+            return Reply(201 if created else 200, {"id": self.ids[key], "created": created})
+
+    # Scripted answers a receiver may give.
+    def fail_server(self, status: int = 503, retry_after: int | None = None, times: int = 1) -> None:
+        """Answer 5xx (or 429) the next ``times`` requests, optionally with ``Retry-After``."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self.fail_next(status, {"error": "temporarily unavailable"}, headers=headers, times=times)
+
+    def reject(self, status: int = 422, error: str = "lead rejected") -> None:
+        """Answer the next request with a 4xx that retrying cannot fix."""
+        self.fail_next(status, {"error": error})
