@@ -53,6 +53,7 @@ POLICIES: tuple[QueuePolicy, ...] = (
     QueuePolicy("stats.rollup", "stats", PRIORITY_LOW, 3, 2_000, 600, "0 2 * * *", "automation"),
     QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, 2_000, 3_600, "0 3 * * *", "backup"),
     QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, 2_000, 120, None, "llm"),
+    QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, 2_000, 60, None, "automation"),
 )
 
 BY_ACTOR = {p.actor: p for p in POLICIES}

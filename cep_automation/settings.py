@@ -6,6 +6,7 @@ in one go instead of one traceback at a time.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -128,12 +129,30 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{name} {what}" + (f"; expected {hint}" if hint else "")
 
 
+# Read by third-party libraries (litellm, boto3) from the environment itself; a .env may supply them.
+PASSTHROUGH = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+               "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def export_passthrough(env_file: str | None = ".env") -> None:
+    """Copy the libraries' own keys from ``.env`` into the environment (real environment variables win)."""
+    if not env_file or not os.path.isfile(env_file):
+        return
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(env_file).items():
+        if name in PASSTHROUGH and value and name not in os.environ:
+            os.environ[name] = value
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate settings; raise :class:`SettingsError` listing every problem."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError([_describe(e) for e in exc.errors()]) from None
+    export_passthrough(overrides.get("_env_file", ".env"))
+    return settings
 
 
 @lru_cache(maxsize=1)

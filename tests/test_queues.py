@@ -13,6 +13,7 @@ def test_policies_match_the_design_card():
         "stats.rollup": ("stats", 3, 2000, 600, "0 2 * * *"),
         "backup.daily": ("backup", 2, 2000, 3600, "0 3 * * *"),
         "llm.ingest": ("llm", 3, 2000, 120, None),
+        "meta.leadgen": ("leads", 3, 2000, 60, None),
     }
     assert policy("lead.created").priority < policy("campaign.sync").priority < policy("stats.rollup").priority
 

