@@ -111,6 +111,15 @@ def stub_worker(stub_broker: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
+def flush_audit(stub_broker: Any) -> Callable[[], bool]:
+    """Call it to write the audit rows the stub worker has queued so far (they are written in batches)."""
+    from cep_automation.broker import find_middleware
+    from cep_automation.middleware import Audit
+
+    return find_middleware(stub_broker, Audit).writer.flush  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
 def process_env(cep_services: TestServices) -> Callable[..., dict[str, str]]:
     """Build the environment of a child process on this session's services (Redis broker by default)."""
 
@@ -159,3 +168,20 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server = S3Server(tmp_path_factory.mktemp("s3")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch, cep_services: TestServices) -> Iterator[Any]:
+    """Every third-party API faked on loopback, with this process's settings pointing at them."""
+    from cep_automation.integrations import reset_registry
+    from cep_automation.testing.sandbox import Sandbox
+
+    with Sandbox() as fakes:
+        for name, value in fakes.env().items():
+            monkeypatch.setenv(name, value)
+        _reset_process_state()
+        reset_registry()
+        yield fakes
+        monkeypatch.undo()
+        _reset_process_state()
+        reset_registry()

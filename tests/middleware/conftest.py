@@ -13,15 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
-def flush_audit(stub_broker):
-    """Write the audit rows the stub worker queued so far."""
-    from cep_automation.broker import find_middleware
-    from cep_automation.middleware import Audit
-
-    return find_middleware(stub_broker, Audit).writer.flush
-
-
-@pytest.fixture
 def sample_env(process_env):
     """Worker-process environment that can import ``sample_actors``."""
     import os
