@@ -47,6 +47,9 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
+        self.latency_s = 0.0  # added to every normal answer, to stand in for a remote API
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests handled at once: shows a client's concurrency
         self._scripted: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -87,7 +90,17 @@ class FakeServer:
         with self._lock:
             self.requests.append(request)
             scripted = self._scripted.popleft() if self._scripted else None
-        return scripted or self.handle(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if scripted:
+                return scripted
+            if self.latency_s:
+                time.sleep(self.latency_s)
+            return self.handle(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
