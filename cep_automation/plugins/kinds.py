@@ -142,6 +142,10 @@ class Storage(Integration):
         """Stream to ``key`` (multipart, never all in memory); return the bytes written."""
         raise NotImplementedError
 
+    def open(self, key: str) -> IO[bytes]:
+        """The stored object as a stream, to verify what was written."""
+        raise NotImplementedError
+
     def list(self, prefix: str) -> list[dict[str, Any]]:
         """Objects under ``prefix``: ``{key, size, last_modified}``."""
         raise NotImplementedError

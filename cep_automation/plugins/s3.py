@@ -146,6 +146,13 @@ class S3Storage(Storage):
         except Exception as exc:
             raise s3_error(exc, f"delete {key}") from None
 
+    def open(self, key: str) -> IO[bytes]:
+        """The object's body as a stream (read in chunks; never loaded whole)."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise s3_error(exc, f"read {key}") from None
+
     def head(self, key: str) -> dict[str, Any] | None:
         """``{key, size, etag, metadata, last_modified}`` of an object, or None if it does not exist."""
         try:
