@@ -65,6 +65,7 @@ class Stack:
     data_dir: Path
     servers: dict[str, Any] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
+    demo: Any = None  # DemoServices with --demo
 
     def start_services(self) -> None:
         """An embedded server for each of REDIS_URL and DATABASE_URL that is not configured."""
@@ -100,6 +101,8 @@ class Stack:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.process.pid, signal.SIGKILL)
             child.process.wait()
+        if self.demo is not None:
+            self.demo.stop()
         for server in reversed(self.servers.values()):
             server.stop()
         (self.data_dir / STATE_FILE).unlink(missing_ok=True)
@@ -141,13 +144,28 @@ def start_children(stack: Stack, settings: Settings, scheduler: bool) -> None:
         stack.launch("scheduler", [*CLI, "scheduler"], 0)
 
 
-def enqueue_rollup() -> str:
-    """Queue one stats.rollup (yesterday, every granularity) so the demo has rollup rows at once."""
-    done = subprocess.run([*CLI, "enqueue", "stats.rollup"], capture_output=True, text=True, timeout=120)
-    if done.returncode:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        return f"stats.rollup NOT queued: {lines[-1] if lines else f'exit code {done.returncode}'}"
-    return f"stats.rollup queued for yesterday (message {done.stdout.strip()})"
+def start_demo_services(stack: Stack) -> None:
+    """Fakes of every third-party API (and S3 when available), before the children inherit the settings."""
+    from cep_automation.demo_services import DemoServices
+
+    with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
+        stack.demo = DemoServices(stack.data_dir).start(conn, configured)
+    get_settings.cache_clear()
+
+
+def enqueue_demo_jobs(stack: Stack) -> str:
+    """One of each job, so every job has something to show: the banner lists their message ids."""
+    from cep_automation import actors
+    from cep_automation.demo_services import add_demo_upload
+
+    with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
+        leads = [row[0] for row in conn.execute(
+            "SELECT id::text FROM leads WHERE consent_at IS NOT NULL ORDER BY created_at DESC LIMIT 5")]
+        upload = add_demo_upload(conn, stack.data_dir)
+    plan = [("stats.rollup", {}), ("campaign.sync", {}), ("llm.ingest", {"upload_id": upload}),
+            ("backup.daily", {}), *[("lead.created", {"lead_id": lead}) for lead in leads]]
+    sent = [f"{name} {actors.broker.get_actor(name).send(**payload).message_id}" for name, payload in plan]
+    return "queued (see `cep-automation jobs show ID`):\n" + "\n".join(f"{'':<14}{line}" for line in sent)
 
 
 def write_state(stack: Stack, settings: Settings) -> Path:
@@ -173,6 +191,8 @@ def banner(stack: Stack, settings: Settings, loaded: dict[str, int] | None, queu
     lines.append(f"  {'Namespace:':<12}{settings.cep_namespace}")
     if loaded is not None:
         lines.append(f"  {'Demo data:':<12}added " + ", ".join(f"{n} {table}" for table, n in loaded.items()))
+    if stack.demo is not None:
+        lines.append(f"  {'Services:':<12}{stack.demo.describe()}")
     if queued:
         lines.append(f"  {'':<12}{queued}")
     for child in stack.children:
@@ -198,7 +218,8 @@ def supervise(stack: Stack, stop: threading.Event) -> int:
 
 
 @click.command()
-@click.option("--demo", is_flag=True, help="Load demo data (idempotent) and queue a stats.rollup.")
+@click.option("--demo", is_flag=True,
+              help="Load demo data (idempotent), fake the third-party APIs locally and queue one of each job.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=lambda: configured("CEP_DATA_DIR") or ".data", show_default="$CEP_DATA_DIR or .data",
               help="Embedded servers' files, children's logs and dev.json.")
@@ -211,8 +232,10 @@ def dev(demo: bool, data_dir: Path, no_scheduler: bool) -> None:
     try:
         stack.start_services()
         loaded = prepare(demo)
+        if demo:
+            start_demo_services(stack)
         start_children(stack, get_settings(), not no_scheduler)
-        queued = enqueue_rollup() if demo else None
+        queued = enqueue_demo_jobs(stack) if demo else None
         signals.running = True
         write_state(stack, get_settings())
         click.echo(banner(stack, get_settings(), loaded, queued))

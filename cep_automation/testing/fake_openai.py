@@ -49,7 +49,7 @@ class FakeOpenAI(FakeServer):
 
     Attributes:
       content: the assistant's answer; a dict or list is sent as JSON text, a str as is (so a test
-        can script invalid JSON).
+        can script invalid JSON), a callable is given the request body and returns one of those.
       chat_requests: the JSON bodies of the chat completion requests received.
     """
 
@@ -85,7 +85,8 @@ class FakeOpenAI(FakeServer):
                                      "type": "invalid_request_error", "param": None, "code": None}})
 
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        content = self.content if isinstance(self.content, str) else json.dumps(self.content)
+        value = self.content(body) if callable(self.content) else self.content  # a function answers per request
+        content = value if isinstance(value, str) else json.dumps(value)
         prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         usage = {"prompt_tokens": count_tokens(prompt), "completion_tokens": count_tokens(content)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]

@@ -67,6 +67,7 @@ class S3Server:
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="cep-s3-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.ports = dict(zip(PORT_FLAGS, free_port_pairs(len(PORT_FLAGS)), strict=True))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -131,7 +132,12 @@ class S3Server:
                             **self.credentials)
 
     def create_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
+        """Create the bucket (already having it is fine: a data dir may be reused)."""
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=name)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass
         return name
 
     def _write_config(self) -> Path:

@@ -120,13 +120,23 @@ def test_demo_on_embedded_servers_then_ctrl_c(run_dev, tmp_path):
     output = dev.output()
     assert state["embedded"] == ["Redis", "PostgreSQL"] and set(state["processes"]) == CHILDREN
     assert f"{state['database_url']}  (embedded" in output and f"{state['redis_url']}  (embedded" in output
-    assert "4 campaigns, 300 leads" in output and "stats.rollup queued for yesterday" in output
+    assert "4 campaigns, 300 leads" in output and "queued (see `cep-automation jobs show ID`)" in output
+    for job in ("stats.rollup", "campaign.sync", "llm.ingest", "backup.daily", "lead.created"):
+        assert job in output
+    assert "fakes of Mailchimp" in output
     postmaster = dev.data_dir / "postgres" / "pgdata" / "postmaster.pid"
     postgres = psutil.Process(int(postmaster.read_text().split()[0]))
     tree = dev.tree()
     assert {p.pid for p in tree} >= set(state["processes"].values())
     assert count(state["database_url"], "SELECT count(*) FROM leads WHERE external_id LIKE 'demo-%'") == 300
-    dev.wait_for(lambda: count(state["database_url"], "SELECT count(*) FROM lead_rollups"), 60, "stats.rollup rows")
+    # Every job did something visible, through the local fakes of the third-party APIs
+    url = state["database_url"]
+    dev.wait_for(lambda: count(url, "SELECT count(*) FROM lead_rollups"), 60, "stats.rollup rows")
+    dev.wait_for(lambda: count(url, "SELECT count(*) FROM campaign_metrics"), 60, "campaign.sync figures")
+    dev.wait_for(lambda: count(url, "SELECT count(*) FROM uploads WHERE status = 'completed'"), 90, "llm.ingest")
+    dev.wait_for(lambda: count(url, "SELECT count(*) FROM backups WHERE verified"), 90, "backup.daily")
+    dev.wait_for(lambda: count(url, "SELECT count(*) FROM audit_log WHERE action = 'lead.automated'"
+                                    " AND status = 'completed'") == 5, 60, "five lead.created jobs")
 
     # Then Ctrl-C stops every child and both servers, and exits 0
     assert dev.ctrl_c() == 0, dev.output()
