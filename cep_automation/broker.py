@@ -77,7 +77,8 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url, namespace=settings.cep_namespace, middleware=[])
+        broker = RedisBroker(url=url, namespace=settings.cep_namespace, middleware=[],
+                             heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
     for middleware in middleware_stack(settings):
         broker.add_middleware(middleware)
     return broker

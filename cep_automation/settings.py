@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     database_url: str
     broker_url: str = ""
     cep_namespace: str = "cep"
+    # A worker silent this long is presumed dead and its unacknowledged messages are requeued.
+    cep_heartbeat_timeout_ms: int = Field(60_000, ge=1_000)
     cep_db_pool_min: int = Field(1, ge=0)
     cep_db_pool_max: int = Field(10, ge=1)
     cep_metrics_port: int = Field(9191, ge=0, le=65535)
