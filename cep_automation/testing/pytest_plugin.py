@@ -67,6 +67,18 @@ def cep_services(pytestconfig: pytest.Config) -> TestServices:
 
 
 @pytest.fixture
+def settings_for(cep_services: TestServices) -> Callable[..., Any]:
+    """Build validated settings on this session's services, plus the values a test gives (``.env`` ignored)."""
+    from cep_automation.settings import load_settings
+
+    def make(**values: Any) -> Any:
+        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
+                             database_url=cep_services.database_url, **values)
+
+    return make
+
+
+@pytest.fixture
 def db(cep_services: TestServices) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """An autocommit connection to the session database, emptied before the test."""
     with psycopg.connect(cep_services.database_url, autocommit=True, row_factory=dict_row) as conn:

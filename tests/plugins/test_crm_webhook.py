@@ -12,7 +12,6 @@ from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import crm_webhook
 from cep_automation.plugins.crm_webhook import WebhookCRM
 from cep_automation.plugins.kinds import Contact
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_crm_webhook import FakeCrmWebhook
 
 SECRET = "shared-webhook-secret"
@@ -24,15 +23,6 @@ ANA = Contact(email="ana.garcia@example.com", first_name="Ana", last_name="Garc√
 def receiver():
     with FakeCrmWebhook(secret=SECRET) as fake:
         yield fake
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from cep_automation.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import llm
 from cep_automation.plugins.llm import MODEL_ALIASES, LiteLLM
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_openai import FakeOpenAI
 
 ANSWER = {"title": "Curso de Marketing Digital", "hours": 40, "modules": ["SEO", "SEM"]}
@@ -33,15 +32,6 @@ def no_keys(monkeypatch):
 def fake():
     with FakeOpenAI(ANSWER) as server:
         yield server
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import collect_integrations, mailchimp
 from cep_automation.plugins.kinds import Contact
 from cep_automation.plugins.mailchimp import Mailchimp
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_mailchimp import FakeMailchimp
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
@@ -26,15 +25,6 @@ ANA_HASH = hashlib.md5(b"ana@example.com").hexdigest()
 def fake():
     with FakeMailchimp(KEY, lists=("list1",)) as server:
         yield server
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from cep_automation.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import collect_integrations, mandrill
 from cep_automation.plugins.mandrill import Mandrill
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_mandrill import FakeMandrill
 
 KEY = "md-Secr3tTransactionalKey"
@@ -23,15 +22,6 @@ SEND = {"template": "lead-confirmation", "to_email": "ana@example.com", "to_name
 def fake():
     with FakeMandrill(KEY, templates=("lead-confirmation",)) as server:
         yield server
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import meta
 from cep_automation.plugins.kinds import Metrics
 from cep_automation.plugins.meta import LEAD_FIELDS, MetaGraph
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_meta import FakeMetaGraph
 
 TOKEN = "EAAGsecretMetaPageToken456"
@@ -26,15 +25,6 @@ ANSWERS = {"full_name": "Ana García", "email": "ana.garcia@example.com", "phone
 def fake():
     with FakeMetaGraph(TOKEN, page_size=25) as server:
         yield server
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from cep_automation.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import s3
 from cep_automation.plugins.s3 import PART_SIZE, S3Storage
-from cep_automation.settings import load_settings
 from cep_automation.testing import FakeServer
 
 MiB = 1024 * 1024
@@ -50,15 +49,6 @@ def s3_env(s3_server, monkeypatch):
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     return s3_server
-
-
-@pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
 
 
 @pytest.fixture

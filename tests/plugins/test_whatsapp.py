@@ -32,15 +32,6 @@ def fake():
 
 
 @pytest.fixture
-def settings_for(cep_services):
-    def make(**values):
-        return load_settings(_env_file=None, redis_url=cep_services.redis_url,
-                             database_url=cep_services.database_url, **values)
-
-    return make
-
-
-@pytest.fixture
 def make_whatsapp(fake, settings_for, redis_client):
     """A WhatsApp integration on the fake; the Redis namespace (limiter counters) is emptied around each test."""
 
