@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     cep_load_plugins: str | None = None
     cep_trace_plugins: bool = False
     cep_api_token: SecretStr | None = None
+    cep_dashboard_read_only: bool = False
 
     mailchimp_api_key: SecretStr | None = None
     mailchimp_server: str | None = None

@@ -8,7 +8,7 @@ replayed delivery or a retry inserts nothing new and starts no second ``lead.cre
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from pydantic import BaseModel, Field
@@ -17,9 +17,9 @@ from cep_automation import integrations
 from cep_automation.actors.base import job
 from cep_automation.actors.leads import lead_created
 from cep_automation.db import connection
-from cep_automation.errors import PermanentError
+from cep_automation.errors import PermanentError, TransientError
 from cep_automation.jobs import current_job
-from cep_automation.plugins.integration import Integration
+from cep_automation.plugins.kinds import Ads
 
 META_ID = r"^[0-9]{1,32}$"  # Graph ids are numeric; anything else must never reach a Graph URL path
 
@@ -46,12 +46,13 @@ def external_id(leadgen_id: str) -> str:
     return f"meta:{leadgen_id}"
 
 
-def ads_integration(leadgen_id: str) -> Integration:
+def ads_integration(leadgen_id: str) -> Ads:
     """The Meta integration if enabled (else the first ads one); PermanentError says what to set."""
     found = integrations.enabled("ads")
     if not found:
         raise PermanentError(f"cannot fetch Meta lead {leadgen_id}: {integrations.why_none('ads')}")
-    return next((ads for ads in found if ads.name == "meta"), found[0])
+    chosen = next((ads for ads in found if ads.name == "meta"), found[0])
+    return cast(Ads, chosen)
 
 
 def parse_time(value: Any, fallback: int) -> dt.datetime:
@@ -87,6 +88,8 @@ def store_lead(conn: psycopg.Connection[Any], row: dict[str, Any]) -> tuple[str,
     if inserted is not None:
         return inserted["id"], True
     existing = conn.execute("SELECT id::text FROM leads WHERE external_id = %s", (row["external_id"],)).fetchone()
+    if existing is None:  # deleted between the two statements: insert again on the retry
+        raise TransientError(f"lead {row['external_id']} vanished while being stored")
     return existing["id"], False
 
 

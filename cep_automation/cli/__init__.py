@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from cep_automation.cli import db, dlq, jobs, plugins, run
+from cep_automation.cli import db, dlq, jobs, plugins, run, serve
 from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
@@ -25,6 +25,7 @@ cli.add_command(plugins.plugins)
 cli.add_command(run.worker)
 cli.add_command(run.scheduler)
 cli.add_command(dev_module.dev)
+cli.add_command(serve.serve)
 
 
 def _register_plugin_commands() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -135,6 +136,17 @@ def prepare(demo: bool) -> dict[str, int] | None:
         return load_demo(conn)
 
 
+def start_http(stack: Stack, port: int) -> str | None:
+    """The HTTP service (API, webhook, dashboard); a local token is made up when CEP_API_TOKEN is unset."""
+    if not port:
+        return None
+    if not configured("CEP_API_TOKEN"):
+        os.environ["CEP_API_TOKEN"] = secrets.token_urlsafe(18)
+    stack.launch("http", [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)], 0)
+    return (f"http://127.0.0.1:{port}/admin/ (basic auth, any user, password = CEP_API_TOKEN: "
+            f"{os.environ['CEP_API_TOKEN']}); /health, /v1/jobs, /metrics")
+
+
 def start_children(stack: Stack, settings: Settings, scheduler: bool) -> None:
     """One process per pool and the scheduler; each pool gets its own /metrics port (0 stays 0)."""
     base = settings.cep_metrics_port
@@ -182,8 +194,11 @@ def write_state(stack: Stack, settings: Settings) -> Path:
     return path
 
 
-def banner(stack: Stack, settings: Settings, loaded: dict[str, int] | None, queued: str | None) -> str:
+def banner(stack: Stack, settings: Settings, loaded: dict[str, int] | None, queued: str | None,
+           http: str | None = None) -> str:
     lines = ["cep-automation dev is running"]
+    if http:
+        lines.append(f"  {'Dashboard:':<12}{http}")
     for name, url, variable in (("Redis", settings.redis_url, "REDIS_URL"),
                                 ("PostgreSQL", settings.database_url, "DATABASE_URL")):
         origin = f"embedded, files in {stack.data_dir}" if name in stack.servers else f"from {variable}"
@@ -197,7 +212,8 @@ def banner(stack: Stack, settings: Settings, loaded: dict[str, int] | None, queu
         lines.append(f"  {'':<12}{queued}")
     for child in stack.children:
         pool = POOLS.get(child.name.removeprefix("worker-"))
-        what = f"queues {', '.join(pool.queues)}" if pool else "periodiq, UTC"
+        what = f"queues {', '.join(pool.queues)}" if pool else ("periodiq, UTC" if child.name == "scheduler"
+                                                                 else "HTTP service")
         lines.append(f"  {child.name:<18} pid {child.process.pid:<8} {what:<34} log {child.log}")
     lines.append(f"  State file: {stack.data_dir / STATE_FILE}")
     return "\n".join([*lines, "Press Ctrl-C to stop."])
@@ -224,7 +240,9 @@ def supervise(stack: Stack, stop: threading.Event) -> int:
               default=lambda: configured("CEP_DATA_DIR") or ".data", show_default="$CEP_DATA_DIR or .data",
               help="Embedded servers' files, children's logs and dev.json.")
 @click.option("--no-scheduler", is_flag=True, help="Do not start the periodiq scheduler.")
-def dev(demo: bool, data_dir: Path, no_scheduler: bool) -> None:
+@click.option("--http-port", type=click.IntRange(0, 65535), default=lambda: int(configured("CEP_HTTP_PORT") or 8000),
+              show_default="$CEP_HTTP_PORT or 8000", help="Port of the HTTP service and dashboard (0: none).")
+def dev(demo: bool, data_dir: Path, no_scheduler: bool, http_port: int) -> None:
     """Run Redis and PostgreSQL (embedded unless REDIS_URL/DATABASE_URL are set), the worker pools and the scheduler."""
     stack, signals = Stack(data_dir.resolve()), StopSignals()
     previous = {sig: signal.signal(sig, signals) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -235,10 +253,11 @@ def dev(demo: bool, data_dir: Path, no_scheduler: bool) -> None:
         if demo:
             start_demo_services(stack)
         start_children(stack, get_settings(), not no_scheduler)
+        http = start_http(stack, http_port)
         queued = enqueue_demo_jobs(stack) if demo else None
         signals.running = True
         write_state(stack, get_settings())
-        click.echo(banner(stack, get_settings(), loaded, queued))
+        click.echo(banner(stack, get_settings(), loaded, queued, http))
         code = supervise(stack, signals.event)
     finally:
         signals.running = True  # a second Ctrl-C must not interrupt the shutdown

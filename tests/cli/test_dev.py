@@ -19,12 +19,13 @@ import psutil
 import psycopg
 import pytest
 
+from cep_automation.embedded import free_port
 from cep_automation.testing.processes import CLI, wait_for
 
 pytestmark = pytest.mark.slow
 
 SERVICE_VARIABLES = ("REDIS_URL", "DATABASE_URL", "BROKER_URL", "CEP_PG_BIN_DIR")
-CHILDREN = {"worker-automation", "worker-llm", "worker-backup", "scheduler"}
+CHILDREN = {"worker-automation", "worker-llm", "worker-backup", "scheduler", "http"}
 
 
 class Dev:
@@ -102,7 +103,8 @@ def run_dev(tmp_path: Path) -> Iterator[Callable[..., Dev]]:
 def bare_env() -> dict[str, str]:
     """This test process's environment without any service URL, so ``dev`` must embed them."""
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env.update(CEP_NAMESPACE=f"cep-dev-test-{secrets.token_hex(4)}", CEP_METRICS_PORT="0")
+    env.update(CEP_NAMESPACE=f"cep-dev-test-{secrets.token_hex(4)}", CEP_METRICS_PORT="0",
+               CEP_HTTP_PORT=str(free_port()))
     return env
 
 
@@ -124,6 +126,9 @@ def test_demo_on_embedded_servers_then_ctrl_c(run_dev, tmp_path):
     for job in ("stats.rollup", "campaign.sync", "llm.ingest", "backup.daily", "lead.created"):
         assert job in output
     assert "fakes of Mailchimp" in output
+    http = output.split("Dashboard:", 1)[1].split("/admin/", 1)[0].strip()
+    health = wait_for(lambda: _get(http + "/health"), 30, "the HTTP service")
+    assert '"status"' in health
     postmaster = dev.data_dir / "postgres" / "pgdata" / "postmaster.pid"
     postgres = psutil.Process(int(postmaster.read_text().split()[0]))
     tree = dev.tree()
@@ -144,7 +149,7 @@ def test_demo_on_embedded_servers_then_ctrl_c(run_dev, tmp_path):
     assert not postmaster.exists() and not (dev.data_dir / "dev.json").exists()
     # Redis outlived the workers, which therefore stopped without connection errors
     logs = [path.read_text() for path in (dev.data_dir / "logs").glob("*.log")]
-    assert len(logs) == 4 and not any("connection error" in log for log in logs)
+    assert len(logs) == len(CHILDREN) and not any("connection error" in log for log in logs)
 
     # And a second start reuses the database without duplicating the demo data
     again = run_dev(bare_env(), "--demo", "--no-scheduler")
@@ -158,7 +163,7 @@ def test_demo_on_embedded_servers_then_ctrl_c(run_dev, tmp_path):
 
 def test_configured_services_are_used_not_embedded(run_dev, process_env, db, redis_client):
     # Given REDIS_URL / DATABASE_URL pointing at this session's servers
-    dev = run_dev(process_env(CEP_METRICS_PORT="0"), "--demo", "--no-scheduler")
+    dev = run_dev(process_env(CEP_METRICS_PORT="0", CEP_HTTP_PORT=str(free_port())), "--demo", "--no-scheduler")
 
     state = dev.wait_ready()
     output = dev.output()
@@ -173,7 +178,7 @@ def test_configured_services_are_used_not_embedded(run_dev, process_env, db, red
 
 
 def test_a_child_that_dies_stops_everything(run_dev, process_env, redis_client):
-    dev = run_dev(process_env(CEP_METRICS_PORT="0"), "--no-scheduler")
+    dev = run_dev(process_env(CEP_METRICS_PORT="0", CEP_HTTP_PORT=str(free_port())), "--no-scheduler")
     state = dev.wait_ready()
     tree = dev.tree()
 
@@ -184,3 +189,15 @@ def test_a_child_that_dies_stops_everything(run_dev, process_env, redis_client):
     assert dev.proc.wait(timeout=60) == 1
     assert "worker-llm" in dev.output() and "exited unexpectedly with code -9" in dev.output()
     assert_all_gone(tree)
+
+
+def _get(url: str) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(url, timeout=3).read().decode()
+    except urllib.error.HTTPError as exc:  # 503 while a queue is still warming up is an answer too
+        return exc.read().decode()
+    except OSError:
+        return None
