@@ -6,12 +6,14 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
 3. ``PeriodiqMiddleware`` — carries the ``periodic`` actor option, skips stale ticks
 4. ``PayloadValidation`` — rejects a bad payload at ``send()``; fails it without retries when processed
-5. ``Idempotency`` — skips a delivery whose key already ran or is running
-6. ``Metrics`` — Prometheus counters and histograms; forks the ``/metrics`` endpoint
-7. ``Audit`` — one ``audit_log`` row per outcome
-8. ``JobState`` — queued/active/retrying/completed/failed in Redis
-9. ``DeadLetters`` — writes what will not be retried to ``dead_letters`` before it is rejected
-10. ``Retries`` — exponential backoff from the queue policy table; ``Retry-After``; permanent errors fail
+5. ``DeliveryLimit`` — dead-letters a message whose deliveries keep killing their worker (``PoisonMessage``)
+6. ``Idempotency`` — skips a delivery whose key already ran or is running
+7. ``Metrics`` — Prometheus counters and histograms; forks the ``/metrics`` endpoint
+8. ``Audit`` — one ``audit_log`` row per outcome
+9. ``JobState`` — queued/active/retrying/completed/failed in Redis
+10. ``DeadLetters`` — writes what will not be retried to ``dead_letters`` before it is rejected
+11. ``Retries`` — exponential backoff from the queue policy table; ``Retry-After``; permanent errors fail;
+    a retry that cannot be enqueued (Redis down) dead-letters the message instead of losing it
 
 ``Retries`` is last so that its ``after_process_message`` runs first: every middleware above it
 then sees ``message.failed`` set when the last attempt has failed.
@@ -35,6 +37,7 @@ from periodiq import PeriodiqMiddleware
 from cep_automation.middleware import (
     Audit,
     DeadLetters,
+    DeliveryLimit,
     Idempotency,
     JobState,
     Metrics,
@@ -55,6 +58,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=300),
         PayloadValidation(),
+        DeliveryLimit(),
         Idempotency(),
         Metrics(),
         Audit(),

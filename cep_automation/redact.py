@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# International numbers (+ and 8-15 digits) and Spanish 9-digit numbers, spaced or not; dates and ids
+# International numbers (+ and 8-15 digits) and Spanish 9-digit numbers, spaced or not, also with the
+# bare 34 prefix WhatsApp writes (34612345678); dates and ids
 # (no +, not starting with 6-9 or not 9 digits) are left alone.
-_PHONE = re.compile(r"(?<![\w+])(\+\d{1,3}(?:[ \-]?\d){7,12}|[6789]\d{2}(?:[ \-]?\d{3}){2})(?![\w])")
+_PHONE = re.compile(r"(?<![\w+])(\+\d{1,3}(?:[ \-]?\d){7,12}|(?:34)?[6789]\d{2}(?:[ \-]?\d{3}){2})(?![\w])")
 _SECRET_PARAM = re.compile(r"((?:access_token|token|key|api_key|apikey|secret|password)=)[^&\s\"']+", re.I)
 _BEARER = re.compile(r"(Bearer|OAuth|Zoho-oauthtoken|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
 

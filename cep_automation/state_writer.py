@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from cep_automation.redis_client import get_redis
 
 logger = logging.getLogger("cep_automation.state_writer.StateWriter")
 INTERVAL_S = 0.05
+WARN_EVERY_S = 10.0
 MAX_QUEUED = 100_000
 
 Op = Callable[[Any], None]  # adds commands to a redis pipeline
@@ -69,12 +71,23 @@ class StateWriter:
         threading.Thread(target=self._run, name="cep-state-writer", daemon=True).start()
 
     def _run(self) -> None:
+        failing_since: float | None = None
+        last_warning = 0.0
         while True:
             self._wake.wait(INTERVAL_S)
             try:
                 self.flush()
             except Exception as exc:
-                logger.warning("Job state not written yet (%d queued): %s", len(self._ops), exc)
+                # Once per WARN_EVERY_S, not every interval: a Redis outage would log 20 lines a second.
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - last_warning >= WARN_EVERY_S:
+                    last_warning = now
+                    logger.warning("Job state not written yet (%d queued): %s", len(self._ops), exc)
+                continue
+            if failing_since is not None:
+                logger.info("Job state written again after %.0f s", time.monotonic() - failing_since)
+                failing_since, last_warning = None, 0.0
 
     def flush_quietly(self) -> None:
         try:

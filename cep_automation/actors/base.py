@@ -10,6 +10,7 @@ import dramatiq
 from periodiq import cron
 
 from cep_automation import idempotency
+from cep_automation.middleware.validation import payload_of, validate
 from cep_automation.queues import actor_options, policy
 
 logger = logging.getLogger("cep_automation.actors.CepActor")
@@ -24,19 +25,22 @@ class CepActor(dramatiq.Actor):  # type: ignore[type-arg]
     schedulers never enqueue the same tick twice.
     """
 
-    def idempotency_key(self, kwargs: dict[str, Any], options: dict[str, Any]) -> str | None:
+    def idempotency_key(self, kwargs: dict[str, Any], options: dict[str, Any], args: tuple = ()) -> str | None:
         if options.get("idempotency_key"):
             return str(options["idempotency_key"])
         template = self.options.get("idempotency_key")
         if template:
-            return template(kwargs) if callable(template) else template.format(**kwargs)
+            # Validate first, so a missing field is a PayloadError naming it, not a KeyError from the template.
+            validate(self, args, kwargs)
+            payload = payload_of(self, args, kwargs)
+            return template(payload) if callable(template) else template.format(**payload)
         if options.get("scheduled_at"):
             return f"{self.actor_name}@{options['scheduled_at']}"
         return None
 
     def send_with_options(self, *, args: tuple = (), kwargs: dict[str, Any] | None = None,
                           delay: Any = None, **options: Any) -> dramatiq.Message:  # type: ignore[type-arg]
-        idem_key = self.idempotency_key(kwargs or {}, options)
+        idem_key = self.idempotency_key(kwargs or {}, options, args)
         if idem_key is None:
             return super().send_with_options(args=args, kwargs=kwargs, delay=delay, **options)
         options["idempotency_key"] = idem_key

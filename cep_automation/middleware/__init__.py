@@ -7,7 +7,10 @@ from cep_automation.middleware.dead_letters import DeadLetters
 from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
 from cep_automation.middleware.metrics import Metrics
+from cep_automation.middleware.poison import DeliveryLimit
 from cep_automation.middleware.retries import Retries
 from cep_automation.middleware.validation import PayloadValidation
 
-__all__ = ["Audit", "DeadLetters", "Idempotency", "JobState", "Metrics", "PayloadValidation", "Retries"]
+__all__ = [
+    "Audit", "DeadLetters", "DeliveryLimit", "Idempotency", "JobState", "Metrics", "PayloadValidation", "Retries",
+]

@@ -45,7 +45,8 @@ def letter_from(message: Any) -> deadletters.DeadLetter:
         payload={"args": list(message.args), "kwargs": message.kwargs},
         options={k: v for k, v in options.items() if k != "traceback"},
         error_type=error_type, error_message=error_message, traceback=trace,
-        attempts=options.get("retries", 0) or 1,
+        # A poison message never finished an attempt: its deliveries are what it used up.
+        attempts=(error or {}).get("deliveries") or options.get("retries", 0) or 1,
         enqueued_at=dt.datetime.fromtimestamp(message.message_timestamp / 1000, dt.timezone.utc),
     )
 

@@ -1,0 +1,114 @@
+"""``kill -9`` of a worker process mid-run: its messages come back, and every lead's effects happen exactly once.
+
+The kill lands while every worker thread waits for WhatsApp to accept a message (a :class:`~faultkit.Gate`
+holds the requests), so each job dies mid-way with some steps done and some not; the held requests are then
+dropped, as a provider drops a request whose client vanished. A crash *after* the provider acted but before
+the ledger recorded it is the one gap left: the last test here pins it down.
+"""
+
+from __future__ import annotations
+
+import pytest
+from faultkit import Gate
+from loadkit import STEPS, effects_at_fakes, live_count, read_ledger, stories, unsettled, wait_settled
+
+from cep_automation import jobs
+from cep_automation.testing import wait_for
+
+pytestmark = pytest.mark.slow
+THREADS = 4
+REPLAYED = "done in an earlier attempt"
+# The janitor may declare a broker process dead after 5 s of silence; a live worker speaks every second.
+SILENT_MS = 5000
+
+
+def caught_up(database_url, load, messages):
+    """Every job that recorded its last step has its audit row and its "completed" state (both are written in
+    batches, a fraction of a second later, and a kill -9 takes unwritten ones along)."""
+    ledger = read_ledger(database_url, load)
+    finished = [lead for lead in load if "live_stats" in ledger.steps[lead.id]]
+    return (len(finished) == sum(ledger.completed(lead) for lead in load)
+            and all(jobs.get_job(messages[lead.id]).state == "completed" for lead in finished))
+
+
+def orphans(redis_client, namespace):
+    """Messages fetched by some worker and not acknowledged (what a dead worker leaves behind)."""
+    return sum(redis_client.scard(name) for name in redis_client.scan_iter(match=f"{namespace}:__acks__.*.leads"))
+
+
+def kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, database_url):
+    """Hold WhatsApp until every thread waits on it, let the finished jobs' records land, then SIGKILL."""
+    gate = Gate(sandbox.whatsapp)
+    gate.hold()
+    wait_for(lambda: gate.held >= THREADS, what="every worker thread to wait on WhatsApp")
+    wait_for(lambda: caught_up(database_url, load, messages), what="the audit and job-state writers to catch up")
+    worker.kill_worker_process()
+    worker.wait(timeout=60)  # the Dramatiq CLI exits when its worker process dies
+    gate.release(drop=True)
+    return gate.held
+
+
+@pytest.mark.parametrize("count, kills", [(60, 1), pytest.param(240, 3, marks=pytest.mark.heavy)])
+def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
+        count, kills, db, sandbox, fault_env, workers, leads, producer, janitor, cep_services, redis_client):
+    # Given a load of leads and a worker with four threads working through it
+    load = leads(db, count)
+    env = fault_env(WHATSAPP_RATE_LIMIT="1000")  # no rate-limit retries: only the killed jobs may replay steps
+    worker = workers(env, threads=THREADS)
+    messages = producer().send_leads(load)
+    killed_mid_job = 0
+    for kill in range(1, kills + 1):
+        # When, part-way through, every worker thread is waiting on WhatsApp and the worker process is killed
+        share = 2 * count * kill // (kills + 2)
+        wait_for(lambda share=share: janitor(SILENT_MS) or len(sandbox.whatsapp.messages) >= share, timeout=120,
+                 what="part of the load to be done")
+        killed_mid_job += kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, cep_services.database_url)
+        # Then its fetched messages are left unacknowledged, not lost
+        assert orphans(redis_client, cep_services.namespace) >= THREADS
+        # When a new worker starts and Dramatiq requeues the dead worker's messages
+        worker = workers(env, threads=THREADS)
+    ledger = wait_settled(cep_services.database_url, load, messages, redis_client, cep_services.namespace,
+                          poke=lambda: janitor(SILENT_MS))
+
+    # Then every lead completed exactly once, with every step in the ledger and nothing dead-lettered
+    assert ledger.letters == {}
+    lost = unsettled(ledger, load, messages)
+    assert len(lost) == 0, "\n".join(stories(ledger, lost, messages))
+    assert all(ledger.completed(lead) == 1 for lead in load)
+    assert all(ledger.steps[lead.id] == set(STEPS) for lead in load)
+    assert all(jobs.get_job(messages[lead.id]).state == "completed" for lead in load)
+    # And each provider acted once per lead: WhatsApp to the lead and to its advisor, the email, the CRM, Mailchimp
+    effects = effects_at_fakes(sandbox, load)
+    assert {lead.name: effects.of(lead) for lead in load} == {lead.name: (1, 1, 1, 1, True) for lead in load}
+    assert live_count(redis_client, cep_services.namespace) == count
+    # And the jobs killed mid-way were redelivered and replayed the steps they had done (no other job was)
+    replayed = [lead for lead in load for row in ledger.audit[lead.id]
+                if any(s.get("detail") == REPLAYED for s in row["metadata"].get("steps", {}).values())]
+    assert len(replayed) == killed_mid_job
+
+
+def test_a_crash_after_the_provider_acted_repeats_that_one_step(db, sandbox, workers, leads, producer, janitor,
+                                                                 redis_client, cep_services):
+    """The limit of exactly-once: WhatsApp has no idempotency key, so a crash between its answer and the ledger
+    insert sends that message again on redelivery. Every other step is still done once."""
+    # Given WhatsApp accepts the lead's message but its answer never reaches the worker
+    (lead,) = load = leads(db, 1)
+    gate = Gate(sandbox.whatsapp, after_answer=True)
+    gate.hold()
+    worker = workers(threads=1)
+    messages = producer().send_leads(load)
+    wait_for(lambda: gate.held == 1, what="WhatsApp to hold its answer")
+    # When the worker process is killed then, and a new worker gets the message again
+    worker.kill_worker_process()
+    worker.wait(timeout=60)
+    gate.release(drop=False)
+    workers(threads=1)
+    ledger = wait_settled(cep_services.database_url, load, messages, redis_client, cep_services.namespace,
+                          poke=lambda: janitor(SILENT_MS))
+    # Then the job completed once, Mailchimp was replayed from the ledger, and only the WhatsApp to the lead
+    # went twice
+    assert ledger.completed(lead) == 1
+    steps = ledger.audit[lead.id][-1]["metadata"]["steps"]
+    assert steps["mailchimp"] == {"status": "success", "detail": REPLAYED}
+    assert steps["whatsapp_lead"] == {"status": "success"}
+    assert effects_at_fakes(sandbox, load).of(lead) == (2, 1, 1, 1, True)

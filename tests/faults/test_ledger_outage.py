@@ -1,0 +1,57 @@
+"""The effects ledger when PostgreSQL refuses the insert after the provider acted: the effect is held in Redis
+and the next attempt takes it over instead of acting again (``test_postgres_outage.py`` does it for real)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from cep_automation.effects import Ledger
+from cep_automation.errors import ServiceUnavailable, TransientError
+
+
+@pytest.fixture
+def postgres_refuses_inserts(monkeypatch):
+    """PostgreSQL answers reads but goes away for the insert, once."""
+    insert = Ledger._insert
+    calls = []
+
+    def refuse_once(self, *args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ServiceUnavailable("PostgreSQL is unreachable at 127.0.0.1:5432/test: connection refused")
+        return insert(self, *args)
+
+    monkeypatch.setattr(Ledger, "_insert", refuse_once)
+    return calls
+
+
+def test_an_effect_the_ledger_could_not_record_is_not_repeated(db, redis_client, postgres_refuses_inserts):
+    sent = []
+
+    def send():
+        sent.append(1)
+        return "wamid.HBgL1"
+
+    # Given a step that succeeded at the provider while PostgreSQL refused to record it
+    first = Ledger("lead.created:held-1").run("whatsapp_lead", send)
+    assert (first.provider_id, first.replayed) == ("wamid.HBgL1", False)
+    assert db.execute("SELECT count(*) AS n FROM effects").fetchone()["n"] == 0
+    # When the job's next attempt runs the step again
+    again = Ledger("lead.created:held-1").run("whatsapp_lead", send)
+    # Then the provider is not called twice, and the ledger now has the effect, no longer held in Redis
+    assert sent == [1] and (again.provider_id, again.replayed) == ("wamid.HBgL1", True)
+    assert Ledger("lead.created:held-1").steps() == {"whatsapp_lead": "wamid.HBgL1"}
+    assert Ledger("lead.created:held-1").held() == {}
+
+
+def test_without_redis_the_ledger_cannot_tell_and_the_step_waits(db, monkeypatch):
+    class RedisDown:
+        def hgetall(self, name):
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("cep_automation.effects.get_redis", lambda: RedisDown())
+    sent = []
+    with pytest.raises(TransientError, match="Redis unavailable"):
+        Ledger("lead.created:held-2").run("whatsapp_lead", lambda: sent.append(1))
+    assert sent == []
