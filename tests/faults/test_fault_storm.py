@@ -7,8 +7,10 @@ with the steps that kept failing; and the audit log tells each attempt's story.
 from __future__ import annotations
 
 import pytest
+
+from cep_automation.testing import wait_for
 from faultkit import Storm
-from loadkit import STEPS, effects_at_fakes, stories, unsettled, wait_settled
+from loadkit import STEPS, effects_at_fakes, read_ledger, stories, unsettled, wait_settled
 
 pytestmark = pytest.mark.slow
 ATTEMPTS = 3  # lead.created's queue policy
@@ -24,6 +26,10 @@ def test_storm_of_5xx_and_429_drops_nothing_silently(count, rate, db, sandbox, w
     workers(threads=4)
     messages = producer().send_leads(load)
     ledger = wait_settled(cep_services.database_url, load, messages, redis_client, cep_services.namespace)
+    # The dead letter is written before the message is rejected; its audit row follows in the next batch.
+    ledger = wait_for(lambda: (fresh := read_ledger(cep_services.database_url, load)) and all(
+        fresh.audit[lead.id] and fresh.audit[lead.id][-1]["status"] == "dead"
+        for lead in load if messages[lead.id] in fresh.letters) and fresh, timeout=30, what="dead leads' audit rows")
 
     # Then every lead completed or is in the dead letters: none vanished
     lost = unsettled(ledger, load, messages)
