@@ -14,10 +14,10 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation import integrations
+from cep_automation.runtime import integrations
 from cep_automation.actors.leads import contact_of, count_live, whatsapp_template
 from cep_automation.db import connection
-from cep_automation.leads import load_lead
+from cep_automation.domain.leads import load_lead
 from cep_automation.queues import policy
 from cep_automation.settings import get_settings
 

@@ -59,7 +59,7 @@ def main() -> int:
 
 
 def run(services, args: argparse.Namespace) -> int:
-    from cep_automation.actors.base import CepActor
+    from cep_automation.runtime.actor import CepActor
     from cep_automation.broker import build_broker
     from cep_automation.settings import get_settings
 

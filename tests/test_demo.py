@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from cep_automation import demo
+from cep_automation.dev import demo
 
 NOW = dt.datetime(2026, 11, 20, 12, 30, tzinfo=dt.timezone.utc)
 

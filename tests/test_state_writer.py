@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from cep_automation import jobs
-from cep_automation.redis_client import key
-from cep_automation.state_writer import StateWriter
+from cep_automation.records import job_state
+from cep_automation.db.redis_client import key
+from cep_automation.records.state_writer import StateWriter
 
 
 def test_writes_apply_in_submission_order(redis_client):
@@ -19,7 +19,7 @@ def test_writes_apply_in_submission_order(redis_client):
 
 
 def test_unreachable_redis_keeps_the_operations(redis_client, monkeypatch, cep_services):
-    from cep_automation.redis_client import reset_redis
+    from cep_automation.db.redis_client import reset_redis
     from cep_automation.settings import get_settings
 
     writer = StateWriter()
@@ -46,11 +46,11 @@ def test_a_refused_batch_is_dropped_not_retried_for_ever(redis_client):
 
 
 def test_late_queued_record_does_not_override_a_later_state(redis_client):
-    jobs.record("m-late", "completed", actor="stats.rollup", queue="stats", progress=100)
-    jobs.record("m-late", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
-    info = jobs.get_job("m-late")
+    job_state.record("m-late", "completed", actor="stats.rollup", queue="stats", progress=100)
+    job_state.record("m-late", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
+    info = job_state.get_job("m-late")
     assert info.state == "completed" and info.progress == 100
-    jobs.record("m-new", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
-    assert jobs.get_job("m-new").state == "queued"
-    assert 0 < redis_client.ttl(key("job", "m-new")) <= jobs.KEEP_FAILED_S
-    assert 0 < redis_client.ttl(key("job", "m-late")) <= jobs.KEEP_COMPLETED_S
+    job_state.record("m-new", "queued", only_if_new=True, actor="stats.rollup", queue="stats")
+    assert job_state.get_job("m-new").state == "queued"
+    assert 0 < redis_client.ttl(key("job", "m-new")) <= job_state.KEEP_FAILED_S
+    assert 0 < redis_client.ttl(key("job", "m-late")) <= job_state.KEEP_COMPLETED_S

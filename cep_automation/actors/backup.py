@@ -13,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from cep_automation import backups, integrations
-from cep_automation.actors.base import job
+from cep_automation.domain import backups
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
 from cep_automation.db import connection
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.jobs import JobHandle, current_job
+from cep_automation.records.job_state import JobHandle, current_job
 from cep_automation.queues import policy
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 from cep_automation.settings import get_settings
 
 logger = logging.getLogger("cep_automation.actors.backup")
@@ -131,7 +132,7 @@ def backup_daily(type: str = "full", media: bool = True) -> dict[str, Any]:  # n
     except BackupBusy:
         raise
     except Exception as exc:
-        from cep_automation.alerting import send_alert
+        from cep_automation.runtime.alerts import send_alert
 
         send_alert(integrations.registry(), "critical", "Backup failed", f"{exc.__class__.__name__}: {exc}")
         raise

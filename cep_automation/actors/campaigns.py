@@ -14,13 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cep_automation import campaigns, integrations
-from cep_automation.actors.base import job
+from cep_automation.domain import campaigns
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
 from cep_automation.db import connection
-from cep_automation.effects import Ledger
+from cep_automation.records.effects import Ledger
 from cep_automation.errors import PermanentError
-from cep_automation.jobs import JobHandle, current_job
-from cep_automation.steps import StepRunner
+from cep_automation.records.job_state import JobHandle, current_job
+from cep_automation.runtime.steps import StepRunner
 
 CONCURRENCY = 8  # GA4 allows 10 concurrent requests per property; Meta throttles per ad account
 
@@ -86,7 +87,7 @@ def _figures_from(data: dict[str, Any]) -> campaigns.CampaignFigures:
 
 
 def alert_anomalies(rows: list[dict[str, Any]], results: dict[int, campaigns.CampaignFigures]) -> list[str]:
-    from cep_automation.alerting import send_alert
+    from cep_automation.runtime.alerts import send_alert
 
     sent = []
     for row in rows:

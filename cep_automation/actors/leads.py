@@ -12,17 +12,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cep_automation import integrations
-from cep_automation.actors.base import job
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
 from cep_automation.db import connection
-from cep_automation.effects import Ledger
+from cep_automation.records.effects import Ledger
 from cep_automation.errors import PermanentError
-from cep_automation.jobs import current_job
-from cep_automation.leads import LeadView, load_lead
+from cep_automation.records.job_state import current_job
+from cep_automation.domain.leads import LeadView, load_lead
 from cep_automation.plugins.kinds import Contact
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 from cep_automation.settings import get_settings
-from cep_automation.steps import StepRunner
+from cep_automation.runtime.steps import StepRunner
 
 OFFER_TYPES = ("telematico", "ocupados", "desempleados", "privados")
 LIVE_STATS_TTL_S = 40 * 24 * 3600

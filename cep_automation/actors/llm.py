@@ -9,12 +9,13 @@ from dramatiq.middleware import CurrentMessage
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
-from cep_automation import course_content, integrations
-from cep_automation.actors.base import job
+from cep_automation.domain import course_content
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
 from cep_automation.db import connection
 from cep_automation.errors import PermanentError
-from cep_automation.jobs import JobHandle, current_job
-from cep_automation.pdf import parse_pdf
+from cep_automation.records.job_state import JobHandle, current_job
+from cep_automation.domain.pdf import parse_pdf
 from cep_automation.queues import policy
 from cep_automation.settings import get_settings
 

@@ -13,12 +13,12 @@ from typing import Any, cast
 import psycopg
 from pydantic import BaseModel, Field
 
-from cep_automation import integrations
-from cep_automation.actors.base import job
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
 from cep_automation.actors.leads import lead_created
 from cep_automation.db import connection
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.jobs import current_job
+from cep_automation.records.job_state import current_job
 from cep_automation.plugins.kinds import Ads
 
 META_ID = r"^[0-9]{1,32}$"  # Graph ids are numeric; anything else must never reach a Graph URL path

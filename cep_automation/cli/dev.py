@@ -27,10 +27,10 @@ import click
 import psycopg
 from dotenv import dotenv_values
 
-from cep_automation import embedded
+from cep_automation.dev import embedded
 from cep_automation.cli.run import preflight, worker_argv
 from cep_automation.db import migrate
-from cep_automation.demo import load_demo
+from cep_automation.dev.demo import load_demo
 from cep_automation.queues import POOLS
 from cep_automation.settings import Settings, get_settings
 
@@ -158,7 +158,7 @@ def start_children(stack: Stack, settings: Settings, scheduler: bool) -> None:
 
 def start_demo_services(stack: Stack) -> None:
     """Fakes of every third-party API (and S3 when available), before the children inherit the settings."""
-    from cep_automation.demo_services import DemoServices
+    from cep_automation.dev.demo_services import DemoServices
 
     with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
         stack.demo = DemoServices(stack.data_dir).start(conn, configured)
@@ -168,7 +168,7 @@ def start_demo_services(stack: Stack) -> None:
 def enqueue_demo_jobs(stack: Stack) -> str:
     """One of each job, so every job has something to show: the banner lists their message ids."""
     from cep_automation import actors
-    from cep_automation.demo_services import add_demo_upload
+    from cep_automation.dev.demo_services import add_demo_upload
 
     with psycopg.connect(get_settings().database_url, autocommit=True) as conn:
         leads = [row[0] for row in conn.execute(

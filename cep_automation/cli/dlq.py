@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from cep_automation import deadletters
+from cep_automation.records import dead_letters
 from cep_automation.db import connection
 
 
@@ -27,7 +27,7 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--status", type=click.Choice([*deadletters.STATUSES, "all"]), default="dead", show_default=True)
+@click.option("--status", type=click.Choice([*dead_letters.STATUSES, "all"]), default="dead", show_default=True)
 @click.option("--queue", help="Only this queue.")
 @click.option("--actor", help="Only this job.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
@@ -36,7 +36,7 @@ def dlq() -> None:
 def list_(status: str, queue: str | None, actor: str | None, limit: int, offset: int, as_json: bool) -> None:
     """List dead letters, newest first."""
     with connection() as conn:
-        rows = deadletters.list_letters(conn, status=None if status == "all" else status, queue=queue,
+        rows = dead_letters.list_letters(conn, status=None if status == "all" else status, queue=queue,
                                         actor=actor, limit=limit, offset=offset)
 
     def render(rows: list[dict[str, Any]]) -> None:
@@ -55,7 +55,7 @@ def list_(status: str, queue: str | None, actor: str | None, limit: int, offset:
 def show(letter_id: int, as_json: bool) -> None:
     """Show one dead letter with its payload and traceback."""
     with connection() as conn:
-        row = deadletters.get_letter(conn, letter_id)
+        row = dead_letters.get_letter(conn, letter_id)
 
     def render(r: dict[str, Any]) -> None:
         for name in ("id", "queue", "actor", "message_id", "status", "attempts", "enqueued_at", "failed_at",
@@ -79,7 +79,7 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
 
     with connection() as conn:
         if retry_all:
-            letter_ids = tuple(r["id"] for r in deadletters.list_letters(conn, queue=queue, actor=actor,
+            letter_ids = tuple(r["id"] for r in dead_letters.list_letters(conn, queue=queue, actor=actor,
                                                                          limit=100_000))
         if not letter_ids:
             raise click.UsageError("name dead letter ids, or use --all")
@@ -88,7 +88,7 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
                                hidden=len(letter_ids) < 2) as bar:
             for letter_id in bar:
                 try:
-                    results.append({"id": letter_id, "message_id": deadletters.retry(conn, broker, letter_id)})
+                    results.append({"id": letter_id, "message_id": dead_letters.retry(conn, broker, letter_id)})
                 except Exception as exc:  # one bad letter must not stop a bulk retry
                     results.append({"id": letter_id, "error": str(exc)})
 
@@ -107,7 +107,7 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
 def discard(letter_id: int, reason: str) -> None:
     """Mark a dead letter as abandoned."""
     with connection() as conn:
-        deadletters.discard(conn, letter_id, reason)
+        dead_letters.discard(conn, letter_id, reason)
     click.echo(f"discarded {letter_id}")
 
 
@@ -116,7 +116,7 @@ def discard(letter_id: int, reason: str) -> None:
 def stats(as_json: bool) -> None:
     """Counts by queue and status."""
     with connection() as conn:
-        rows = deadletters.stats(conn)
+        rows = dead_letters.stats(conn)
 
     def render(rows: list[dict[str, Any]]) -> None:
         for r in rows or [{"queue": "-", "status": "-", "count": 0}]:
@@ -130,5 +130,5 @@ def stats(as_json: bool) -> None:
 def purge(days: int) -> None:
     """Delete dead letters older than N days."""
     with connection() as conn:
-        count = deadletters.purge(conn, days)
+        count = dead_letters.purge(conn, days)
     click.echo(f"purged {count} dead letter(s) older than {days} day(s)")

@@ -35,7 +35,7 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str
 def enqueue(job: str, args: tuple[str, ...], payload_json: str | None) -> None:
     """Send JOB with a payload given as NAME=VALUE pairs or --json; prints the message id."""
     from cep_automation import actors
-    from cep_automation.redis_client import check_redis
+    from cep_automation.db.redis_client import check_redis
 
     payload = _parse_payload(args, payload_json)
     if job not in actors.broker.actors:
@@ -60,7 +60,7 @@ def jobs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(message_id: str, as_json: bool) -> None:
     """Print the state, progress, log lines and result of MESSAGE_ID."""
-    from cep_automation.jobs import get_job
+    from cep_automation.records.job_state import get_job
 
     info = get_job(message_id)
     if info is None:

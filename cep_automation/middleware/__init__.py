@@ -7,7 +7,7 @@ from cep_automation.middleware.dead_letters import DeadLetters
 from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
 from cep_automation.middleware.metrics import Metrics
-from cep_automation.middleware.poison import DeliveryLimit
+from cep_automation.middleware.delivery_limit import DeliveryLimit
 from cep_automation.middleware.retries import Retries
 from cep_automation.middleware.validation import PayloadValidation
 

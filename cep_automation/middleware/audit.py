@@ -15,8 +15,8 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
-from cep_automation.audit import AuditRow, AuditWriter
-from cep_automation.jobs import pop_steps
+from cep_automation.records.audit import AuditRow, AuditWriter
+from cep_automation.records.job_state import pop_steps
 from cep_automation.middleware.validation import ERROR_OPTION
 
 

@@ -17,17 +17,18 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
-from cep_automation import deadletters, jobs
+from cep_automation.records import dead_letters
+from cep_automation.records import job_state
 from cep_automation.db import connection
 from cep_automation.errors import CepError
 from cep_automation.middleware.validation import ERROR_OPTION
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 
 logger = logging.getLogger("cep_automation.middleware.DeadLetters")
 FLUSH_EVERY_S = 5.0
 
 
-def letter_from(message: Any) -> deadletters.DeadLetter:
+def letter_from(message: Any) -> dead_letters.DeadLetter:
     """What we know of a failed message: payload, options, error and traceback."""
     options = dict(message.options)
     error = options.get(ERROR_OPTION)
@@ -40,7 +41,7 @@ def letter_from(message: Any) -> deadletters.DeadLetter:
         error_type, error_message = "Unknown", "rejected without an exception"
     trace = options.get("traceback") or (
         "".join(tb.format_exception(exception)) if exception is not None else "")
-    return deadletters.DeadLetter(
+    return dead_letters.DeadLetter(
         queue=message.queue_name, actor=message.actor_name, message_id=message.message_id,
         payload={"args": list(message.args), "kwargs": message.kwargs},
         options={k: v for k, v in options.items() if k != "traceback"},
@@ -64,7 +65,7 @@ def flush_spool(limit: int = 1000) -> int:
         if raw is None:
             break
         with connection() as conn:
-            deadletters.record(conn, deadletters.DeadLetter.fromjson(json.loads(raw)))
+            dead_letters.record(conn, dead_letters.DeadLetter.fromjson(json.loads(raw)))
         client.lpop(spool_key())  # removed only once written: a crash here duplicates nothing (upsert)
         written += 1
     return written
@@ -80,12 +81,12 @@ class DeadLetters(Middleware):
         letter = letter_from(message)
         try:
             with connection(timeout=5) as conn:
-                deadletters.record(conn, letter)
+                dead_letters.record(conn, letter)
         except (CepError, OSError, Exception) as exc:  # noqa: B014 - any database failure spools
             self._spool(letter, exc)
-        jobs.record(message.message_id, "dead", error=f"{letter.error_type}: {letter.error_message}")
+        job_state.record(message.message_id, "dead", error=f"{letter.error_type}: {letter.error_message}")
 
-    def _spool(self, letter: deadletters.DeadLetter, cause: BaseException) -> None:
+    def _spool(self, letter: dead_letters.DeadLetter, cause: BaseException) -> None:
         logger.warning("PostgreSQL unavailable (%s); dead letter %s kept in the Redis spool", cause,
                        letter.message_id)
         try:

@@ -1,6 +1,6 @@
 """Skips a delivery whose idempotency key already ran or is running elsewhere.
 
-The key comes from the message option ``idempotency_key``; :class:`~cep_automation.actors.base.CepActor`
+The key comes from the message option ``idempotency_key``; :class:`~cep_automation.runtime.actor.CepActor`
 sets it from the actor option of the same name (a template such as ``"lead.created:{lead_id}"``)
 or from the scheduled tick, so every enqueue path carries it.
 """
@@ -15,7 +15,7 @@ import dramatiq
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
-from cep_automation import idempotency
+from cep_automation.records import idempotency
 
 logger = logging.getLogger("cep_automation.middleware.Idempotency")
 

@@ -7,11 +7,11 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 
 
 class JobState(Middleware):
-    """Keeps :mod:`cep_automation.jobs` up to date for every message.
+    """Keeps :mod:`cep_automation.records.job_state` up to date for every message.
 
     Must sit before ``Retries`` in the stack: after-hooks run in reverse order, so it then
     sees ``message.failed`` as set by ``Retries`` when the last attempt fails.
@@ -19,26 +19,26 @@ class JobState(Middleware):
 
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
         if message.options.get("retries"):
-            jobs.record(message.message_id, "retrying")
+            job_state.record(message.message_id, "retrying")
         else:
-            jobs.record(message.message_id, "queued", only_if_new=True, actor=message.actor_name,
+            job_state.record(message.message_id, "queued", only_if_new=True, actor=message.actor_name,
                         queue=message.queue_name)
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         attempt = message.options.get("retries", 0) + 1
-        jobs.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name, attempt=attempt)
+        job_state.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name, attempt=attempt)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
     ) -> None:
         if exception is None:
-            jobs.record(message.message_id, "completed", result=_jsonable(result), progress=100)
+            job_state.record(message.message_id, "completed", result=_jsonable(result), progress=100)
         elif message.failed:
-            jobs.record(message.message_id, "failed", error=f"{type(exception).__name__}: {exception}")
+            job_state.record(message.message_id, "failed", error=f"{type(exception).__name__}: {exception}")
         # Otherwise Retries re-enqueued it and after_enqueue marked it "retrying".
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        jobs.record(message.message_id, "skipped")
+        job_state.record(message.message_id, "skipped")
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Counts and times every job for Prometheus (see :mod:`cep_automation.metrics`)."""
+"""Counts and times every job for Prometheus (see :mod:`cep_automation.records.metrics`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
-from cep_automation import metrics
+from cep_automation.records import metrics
 from cep_automation.middleware.idempotency import SKIPPED_OPTION
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cep_automation.plugins.integration import KINDS, Integration
-from cep_automation.plugins.manager import get_plugin_manager, load_plugins
+from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import Settings
 
 

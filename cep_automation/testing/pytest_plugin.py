@@ -49,7 +49,7 @@ _SERVICES = pytest.StashKey[TestServices]()
 
 def _reset_process_state() -> None:
     from cep_automation.db.pool import close_pool
-    from cep_automation.redis_client import reset_redis
+    from cep_automation.db.redis_client import reset_redis
     from cep_automation.settings import get_settings
 
     close_pool()
@@ -89,7 +89,7 @@ def db(cep_services: TestServices) -> Iterator[psycopg.Connection[dict[str, Any]
 @pytest.fixture
 def redis_client(cep_services: TestServices) -> Iterator[Any]:
     """The process's Redis client; the session namespace is emptied before and after."""
-    from cep_automation.redis_client import get_redis
+    from cep_automation.db.redis_client import get_redis
 
     cep_services.flush_redis()
     yield get_redis()
@@ -185,7 +185,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch, cep_services: TestServices) -> Iterator[Any]:
     """Every third-party API faked on loopback, with this process's settings pointing at them."""
-    from cep_automation.integrations import reset_registry
+    from cep_automation.runtime.integrations import reset_registry
     from cep_automation.testing.sandbox import Sandbox
 
     with Sandbox() as fakes:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from cep_automation.errors import ServiceUnavailable
-from cep_automation.jobs import STATES
+from cep_automation.records.job_state import STATES
 from cep_automation.web import dashboard_data as data
 from cep_automation.web.jobs_api import MESSAGE_ID
 from cep_automation.web.templating import render

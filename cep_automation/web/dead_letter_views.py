@@ -1,6 +1,6 @@
 """Dead letters in the dashboard: list with filters, detail with traceback, retry, discard, bulk retry.
 
-The actions are the ones ``cep-automation dlq`` runs (:mod:`cep_automation.deadletters`). Each POST
+The actions are the ones ``cep-automation dlq`` runs (:mod:`cep_automation.records.dead_letters`). Each POST
 needs the CSRF token and a same-origin request, and is refused while the dashboard is read-only.
 """
 
@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from cep_automation import deadletters
+from cep_automation.records import dead_letters
 from cep_automation.db import connection
 from cep_automation.errors import CepError
 from cep_automation.queues import BY_ACTOR
@@ -30,7 +30,7 @@ def filters(query: Any) -> dict[str, Any]:
     """The list's filters, unknown values dropped."""
     status = query.get("status", "dead")
     offset = query.get("offset", "0")
-    return {"status": status if status in (*deadletters.STATUSES, "all") else "dead",
+    return {"status": status if status in (*dead_letters.STATUSES, "all") else "dead",
             "queue": query.get("queue") if query.get("queue") in queue_names() else None,
             "actor": query.get("actor") if query.get("actor") in BY_ACTOR else None,
             "offset": int(offset) if offset.isdigit() else 0}
@@ -38,7 +38,7 @@ def filters(query: Any) -> dict[str, Any]:
 
 def list_rows(chosen: dict[str, Any]) -> list[dict[str, Any]]:
     with connection() as conn:
-        return deadletters.list_letters(conn, status=None if chosen["status"] == "all" else chosen["status"],
+        return dead_letters.list_letters(conn, status=None if chosen["status"] == "all" else chosen["status"],
                                         queue=chosen["queue"], actor=chosen["actor"], limit=PAGE_SIZE,
                                         offset=chosen["offset"])
 
@@ -47,20 +47,20 @@ def letters(request: Request) -> Response:
     chosen = filters(request.query_params)
     rows, error = attempt(list_rows, chosen)
     return render(request, "dead_letters.html", page="dead", letters=rows or [], filters=chosen,
-                  statuses=(*deadletters.STATUSES, "all"), queues=queue_names(), actors=sorted(BY_ACTOR),
+                  statuses=(*dead_letters.STATUSES, "all"), queues=queue_names(), actors=sorted(BY_ACTOR),
                   page_size=PAGE_SIZE, errors=[error] if error else [])
 
 
 def read_letter(letter_id: int) -> dict[str, Any]:
     with connection() as conn:
-        return deadletters.get_letter(conn, letter_id)
+        return dead_letters.get_letter(conn, letter_id)
 
 
 def letter(request: Request) -> Response:
     letter_id = request.path_params["letter_id"]
     try:
         row, error = attempt(read_letter, letter_id)
-    except deadletters.DeadLetterNotFound as exc:
+    except dead_letters.DeadLetterNotFound as exc:
         return render(request, "error.html", 404, page="dead", title="Dead letter not found", message=str(exc))
     if error:
         return render(request, "error.html", 503, page="dead", title="Unavailable", message=error)
@@ -87,7 +87,7 @@ def retry_letters(letter_ids: list[int]) -> tuple[list[str], dict[int, str]]:
     with connection() as conn:
         for letter_id in letter_ids:
             try:
-                retried.append(deadletters.retry(conn, broker, letter_id))
+                retried.append(dead_letters.retry(conn, broker, letter_id))
             except CepError as exc:
                 failed[letter_id] = str(exc)
     return retried, failed
@@ -109,7 +109,7 @@ def bulk_ids(form: dict[str, list[str]]) -> list[int]:
         return [int(value) for value in form.get("ids", []) if value.isdigit()]
     chosen = filters({name: values[0] for name, values in form.items()} | {"status": "dead", "offset": "0"})
     with connection() as conn:
-        rows = deadletters.list_letters(conn, queue=chosen["queue"], actor=chosen["actor"], limit=BULK_LIMIT)
+        rows = dead_letters.list_letters(conn, queue=chosen["queue"], actor=chosen["actor"], limit=BULK_LIMIT)
     return [row["id"] for row in rows]
 
 
@@ -127,7 +127,7 @@ async def retry_many(request: Request) -> Response:
 def discard_letter(letter_id: int, reason: str) -> str:
     try:
         with connection() as conn:
-            deadletters.discard(conn, letter_id, reason)
+            dead_letters.discard(conn, letter_id, reason)
     except CepError as exc:
         return f"Not discarded: {exc}"
     return "Discarded."

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cep_automation.errors import PayloadError, ServiceUnavailable
-from cep_automation.jobs import get_job
+from cep_automation.records.job_state import get_job
 from cep_automation.middleware.validation import validate
 from cep_automation.redact import redact
-from cep_automation.redis_client import get_redis
-from cep_automation.redis_client import key as redis_key
+from cep_automation.db.redis_client import get_redis
+from cep_automation.db.redis_client import key as redis_key
 from cep_automation.web.errors import ApiError
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces, like Stripe's keys

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from cep_automation import backups
+from cep_automation.domain import backups
 from cep_automation.actors import backup_daily
 from cep_automation.actors.backup import BackupBusy, BackupLock
 from cep_automation.errors import PermanentError
-from cep_automation.integrations import reset_registry
+from cep_automation.runtime.integrations import reset_registry
 from cep_automation.settings import get_settings
 
 
@@ -82,7 +82,7 @@ def test_old_backups_are_rotated(db, backup_env, redis_client, monkeypatch):
     s3_server, bucket = backup_env
     import datetime as dt
 
-    from cep_automation.integrations import enabled
+    from cep_automation.runtime.integrations import enabled
 
     first = backup_daily(media=False)["database"]["key"]
     # Given a retention of 30 days and "now" 31 days later, the first dump is rotated out

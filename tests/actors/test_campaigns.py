@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.actors import campaign_sync
 from cep_automation.actors.campaigns import CONCURRENCY
 
@@ -67,7 +67,7 @@ def test_transient_failure_retries_only_that_campaign(db, sandbox, stub_broker, 
     message = campaign_sync.send(since=SINCE, until=UNTIL)
     stub_broker.join("campaigns")
     stub_worker.join()
-    info = jobs.get_job(message.message_id)
+    info = job_state.get_job(message.message_id)
     assert info.state == "completed" and info.attempt == 2
     assert all(metrics(db, cid) for cid in ids)
     assert len([r for r in sandbox.ga4.requests if "runReport" in r.path]) == len(ids) + 1

@@ -7,11 +7,11 @@ import uuid
 
 import pytest
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.actors import lead_created
 from cep_automation.actors.leads import live_stats_key, whatsapp_template
 from cep_automation.errors import PayloadError
-from cep_automation.integrations import reset_registry
+from cep_automation.runtime.integrations import reset_registry
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +76,7 @@ def test_unknown_lead_goes_to_dead_letters(db, stub_broker, stub_worker):
     letter = db.execute("SELECT error_type, error_message, attempts FROM dead_letters").fetchone()
     assert letter["error_type"] == "PermanentError" and "not found" in letter["error_message"]
     assert letter["attempts"] == 1
-    assert jobs.get_job(message.message_id).state == "dead"
+    assert job_state.get_job(message.message_id).state == "dead"
 
 
 def test_payload_must_be_a_uuid(stub_broker):

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.actors import lead_created
 from cep_automation.testing.sandbox import LIST_ID
 
@@ -34,7 +34,7 @@ def run(stub_broker, stub_worker, lead_id):
 def test_every_step_runs_once(db, sandbox, stub_broker, stub_worker):
     lead_id = make_lead(db)
     message = run(stub_broker, stub_worker, lead_id)
-    info = jobs.get_job(message.message_id)
+    info = job_state.get_job(message.message_id)
     assert info.state == "completed" and info.progress == 100
     assert {s["status"] for s in info.result["steps"].values()} == {"success"}
     # Mailchimp: member by hash of the trimmed, lower-cased email, tags and merge fields
@@ -51,7 +51,7 @@ def test_every_step_runs_once(db, sandbox, stub_broker, stub_worker):
 
 def test_telematico_lead_has_no_advisor_and_campus_label(db, sandbox, stub_broker, stub_worker):
     lead_id = make_lead(db, offer="telematico", campus=False)
-    info = jobs.get_job(run(stub_broker, stub_worker, lead_id).message_id)
+    info = job_state.get_job(run(stub_broker, stub_worker, lead_id).message_id)
     assert info.result["steps"]["whatsapp_advisor"]["status"] == "skipped"
     member = next(iter(sandbox.mailchimp.members[LIST_ID].values()))
     assert member["merge_fields"]["CAMPUS"] == "Telemático"
@@ -63,7 +63,7 @@ def test_a_transient_failure_is_retried_alone(db, sandbox, stub_broker, stub_wor
     sandbox.whatsapp.fail_with_code(131000, headers={"Retry-After": "0"})
     lead_id = make_lead(db)
     message = run(stub_broker, stub_worker, lead_id)
-    info = jobs.get_job(message.message_id)
+    info = job_state.get_job(message.message_id)
     assert info.state == "completed" and info.attempt == 2
     # Then only the failed step was repeated: one member upsert, one email, one CRM post, two WhatsApps
     assert len([r for r in sandbox.mailchimp.requests if r.method == "PUT"]) == 1
@@ -93,7 +93,7 @@ def test_permanent_failure_goes_to_dead_letters_with_each_step(db, sandbox, stub
 
 def test_no_consent_sends_no_marketing(db, sandbox, stub_broker, stub_worker):
     lead_id = make_lead(db, consent=False)
-    info = jobs.get_job(run(stub_broker, stub_worker, lead_id).message_id)
+    info = job_state.get_job(run(stub_broker, stub_worker, lead_id).message_id)
     assert info.result["steps"]["mailchimp"]["status"] == "skipped"
     assert sandbox.mailchimp.members[LIST_ID] == {}
     assert [m["template"] for m in sandbox.whatsapp.messages] == ["lead_advisor_notice"]
@@ -110,7 +110,7 @@ def test_lead_created_in_a_real_worker(db, sandbox, start_worker, process_env):
     out = subprocess.run([*CLI, "enqueue", "lead.created", f"lead_id={lead_id}"], env=process_env(**sandbox.env()),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    info = wait_for(lambda: (j := jobs.get_job(out.stdout.strip())) and j.state == "completed" and j,
+    info = wait_for(lambda: (j := job_state.get_job(out.stdout.strip())) and j.state == "completed" and j,
                     what="lead.created in a worker")
     assert info.result["steps"]["crm:webhook"]["status"] == "success"
     assert len(sandbox.whatsapp.messages) == 2

@@ -7,10 +7,10 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen import canvas
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.actors import llm_ingest
 from cep_automation.errors import PermanentError
-from cep_automation.pdf import parse_pdf
+from cep_automation.domain.pdf import parse_pdf
 
 COURSE = {"title": "Excel avanzado", "objectives": ["Tablas dinámicas", "Macros"], "modules": ["Fórmulas", "VBA"],
           "hours": 60, "modality": "telematico", "requirements": ["Nivel básico"], "offer_type": "desempleados"}
@@ -62,7 +62,7 @@ def test_ingest_stores_course_data_ads_tokens_and_cost(db, sandbox, tmp_path, st
     assert row["status"] == "completed" and row["error"] is None
     assert row["result"]["course"]["title"] == "Excel avanzado" and len(row["result"]["ads"]) == 1
     assert row["tokens_used"] > 0 and row["model"] == "gpt-4"
-    assert jobs.get_job(message.message_id).progress == 100
+    assert job_state.get_job(message.message_id).progress == 100
     prompts = [r["messages"][-1]["content"] for r in sandbox.openai.chat_requests]
     assert "Curso de Excel avanzado" in prompts[0] and "Excel avanzado" in prompts[1]
 

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from cep_automation import jobs, rollups
+from cep_automation.records import job_state
+from cep_automation.domain import rollups
 from cep_automation.actors import stats_rollup
 from cep_automation.errors import PayloadError
 
@@ -119,7 +120,7 @@ def test_through_the_stub_broker_with_progress_and_log(db, catalogue, stub_broke
     stub_broker.join(stats_rollup.queue_name)
     stub_worker.join()
 
-    info = jobs.get_job(message.message_id)
+    info = job_state.get_job(message.message_id)
     assert info.state == "completed" and info.progress == 100
     assert info.result["rollups"]["monthly"]["leads"] == 1
     assert any("monthly rollup from 2026-11-01: 1 leads" in line for line in info.log)

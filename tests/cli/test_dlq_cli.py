@@ -44,7 +44,7 @@ def test_list_show_stats(process_env, letters):
 
 
 def test_bulk_retry_runs_the_jobs(db, process_env, letters, start_worker):
-    from cep_automation import jobs
+    from cep_automation.records import job_state
     from cep_automation.testing import wait_for
 
     start_worker("stats")
@@ -53,7 +53,7 @@ def test_bulk_retry_runs_the_jobs(db, process_env, letters, start_worker):
     assert sorted(r["id"] for r in retried) == sorted(letters)
     assert "retrying" in result.stderr  # the progress bar
     for r in retried:
-        wait_for(lambda: (j := jobs.get_job(r["message_id"])) and j.state == "completed", what="retried job")
+        wait_for(lambda: (j := job_state.get_job(r["message_id"])) and j.state == "completed", what="retried job")
     assert {r["status"] for r in db.execute("SELECT status FROM dead_letters")} == {"retried"}
     again = cli(process_env, "dlq", "retry", str(letters[0]), ok=False)
     assert again.returncode == 1 and "already retried" in again.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
-from cep_automation.embedded import free_port
+from cep_automation.dev.embedded import free_port
 from cep_automation.testing import wait_for
 
 LEAD_QUEUES = ("leads", "leads.DQ")

@@ -14,11 +14,11 @@ import pytest
 import redis
 
 import cep_automation.middleware
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.errors import TransientError
 from cep_automation.middleware import DeliveryLimit, Idempotency
 from cep_automation.middleware import poison as poison_module
-from cep_automation.middleware.poison import DEFAULT_MAX_DELIVERIES, ERROR_TYPE, deliveries_key
+from cep_automation.middleware.delivery_limit import DEFAULT_MAX_DELIVERIES, ERROR_TYPE, deliveries_key
 
 # Known issue: on the session's shared StubBroker these stub-worker tests hang in StubBroker.join when other
 # stub-worker tests ran earlier in the same session (they pass alone: CEP_DELIVERY_LIMIT_STUB_TESTS=1 pytest
@@ -102,7 +102,7 @@ def test_past_the_limit_the_message_is_dead_lettered_unrun(limited, stub_broker,
     assert letter["payload"] == {"args": [], "kwargs": {"n": 7}}
     assert f"not run again after {DEFAULT_MAX_DELIVERIES} deliveries" in letter["error_message"]
     # And the job state and the audit log say so; the count is gone
-    assert jobs.get_job(message.message_id).state == "dead"
+    assert job_state.get_job(message.message_id).state == "dead"
     flush_audit()
     audit = db.execute("SELECT status, metadata FROM audit_log WHERE message_id = %s", (message.message_id,)).fetchone()
     assert audit["status"] == "dead" and "died each time" in audit["metadata"]["error"]
@@ -137,7 +137,7 @@ def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, st
     stub_broker.join("faults", fail_fast=False)
     stub_worker.join()
     # Then it completed: only deliveries that never finished count
-    assert len(limited.failures) == 4 and jobs.get_job(message.message_id).state == "completed"
+    assert len(limited.failures) == 4 and job_state.get_job(message.message_id).state == "completed"
     assert db.execute("SELECT count(*) AS n FROM dead_letters").fetchone()["n"] == 0
 
 

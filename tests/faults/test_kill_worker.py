@@ -12,7 +12,7 @@ import pytest
 from faultkit import Gate
 from loadkit import STEPS, effects_at_fakes, live_count, read_ledger, stories, unsettled, wait_settled
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.testing import wait_for
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def caught_up(database_url, load, messages):
     ledger = read_ledger(database_url, load)
     finished = [lead for lead in load if "live_stats" in ledger.steps[lead.id]]
     return (len(finished) == sum(ledger.completed(lead) for lead in load)
-            and all(jobs.get_job(messages[lead.id]).state == "completed" for lead in finished))
+            and all(job_state.get_job(messages[lead.id]).state == "completed" for lead in finished))
 
 
 def orphans(redis_client, namespace):
@@ -76,7 +76,7 @@ def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
     assert len(lost) == 0, "\n".join(stories(ledger, lost, messages))
     assert all(ledger.completed(lead) == 1 for lead in load)
     assert all(ledger.steps[lead.id] == set(STEPS) for lead in load)
-    assert all(jobs.get_job(messages[lead.id]).state == "completed" for lead in load)
+    assert all(job_state.get_job(messages[lead.id]).state == "completed" for lead in load)
     # And each provider acted once per lead: WhatsApp to the lead and to its advisor, the email, the CRM, Mailchimp
     effects = effects_at_fakes(sandbox, load)
     assert {lead.name: effects.of(lead) for lead in load} == {lead.name: (1, 1, 1, 1, True) for lead in load}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from cep_automation.effects import Ledger
+from cep_automation.records.effects import Ledger
 from cep_automation.errors import ServiceUnavailable, TransientError
 
 
@@ -50,7 +50,7 @@ def test_without_redis_the_ledger_cannot_tell_and_the_step_waits(db, monkeypatch
         def hgetall(self, name):
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr("cep_automation.effects.get_redis", lambda: RedisDown())
+    monkeypatch.setattr("cep_automation.records.effects.get_redis", lambda: RedisDown())
     sent = []
     with pytest.raises(TransientError, match="Redis unavailable"):
         Ledger("lead.created:held-2").run("whatsapp_lead", lambda: sent.append(1))

@@ -15,7 +15,7 @@ import pytest
 from loadkit import STEPS, effects_at_fakes, unsettled, wait_settled
 from psycopg.rows import dict_row
 
-from cep_automation.middleware.poison import DEFAULT_MAX_DELIVERIES, ERROR_TYPE
+from cep_automation.middleware.delivery_limit import DEFAULT_MAX_DELIVERIES, ERROR_TYPE
 from cep_automation.testing import wait_for
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dramatiq
 from pydantic import BaseModel, Field
 
-from cep_automation.actors.base import CepActor
-from cep_automation.effects import Ledger
+from cep_automation.runtime.actor import CepActor
+from cep_automation.records.effects import Ledger
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.jobs import current_job
-from cep_automation.redis_client import get_redis, key
+from cep_automation.records.job_state import current_job
+from cep_automation.db.redis_client import get_redis, key
 
 FAST = {"actor_class": CepActor, "queue_name": "testing", "max_retries": 2, "min_backoff": 20,
         "max_backoff": 100, "time_limit": 20_000}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cep_automation.audit import AuditRow, AuditWriter, spool_key
+from cep_automation.records.audit import AuditRow, AuditWriter, spool_key
 from cep_automation.db import close_pool
 from cep_automation.settings import get_settings
 

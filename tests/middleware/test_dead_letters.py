@@ -8,11 +8,12 @@ import pytest
 from dramatiq import Message
 from sample_actors import calls, noop, steps_actor
 
-from cep_automation import deadletters, jobs
+from cep_automation.records import dead_letters
+from cep_automation.records import job_state
 from cep_automation.db import close_pool
 from cep_automation.errors import CepError
 from cep_automation.middleware.dead_letters import flush_spool, spool_key
-from cep_automation.redis_client import key
+from cep_automation.db.redis_client import key
 from cep_automation.settings import get_settings
 
 
@@ -68,7 +69,7 @@ def test_postgres_down_spools_then_writes_later(db, stub_broker, stub_worker, re
     stub_worker.join()
     # Then it waits in the Redis spool, not lost
     assert redis_client.llen(spool_key()) == 1
-    assert jobs.get_job(message.message_id).state == "dead"
+    assert job_state.get_job(message.message_id).state == "dead"
     # When PostgreSQL is back, the spool is written
     up()
     assert flush_spool() == 1
@@ -85,40 +86,40 @@ def three_dead(db, stub_broker, stub_worker):
 
 
 def test_list_filters_and_pages(db, three_dead):
-    assert len(deadletters.list_letters(db, queue="testing")) == 3
-    assert deadletters.list_letters(db, queue="leads") == []
-    page = deadletters.list_letters(db, limit=2, offset=2)
+    assert len(dead_letters.list_letters(db, queue="testing")) == 3
+    assert dead_letters.list_letters(db, queue="leads") == []
+    page = dead_letters.list_letters(db, limit=2, offset=2)
     assert len(page) == 1
-    assert deadletters.list_letters(db, actor="testing.steps", status="discarded") == []
+    assert dead_letters.list_letters(db, actor="testing.steps", status="discarded") == []
 
 
 def test_retry_reenqueues_and_links(db, stub_broker, stub_worker, three_dead):
     # The operator fixed the cause (here: the payload no longer makes crm fail) and retries
     letter_id = three_dead[0]
-    row = deadletters.get_letter(db, letter_id)
+    row = dead_letters.get_letter(db, letter_id)
     db.execute("UPDATE dead_letters SET payload = %s WHERE id = %s",
                ('{"args": [], "kwargs": {"item": 31}}', letter_id))
-    new_id = deadletters.retry(db, stub_broker, letter_id)
+    new_id = dead_letters.retry(db, stub_broker, letter_id)
     stub_broker.join("testing", fail_fast=False)  # the stub keeps the fixture's dead messages
     stub_worker.join()
-    updated = deadletters.get_letter(db, letter_id)
+    updated = dead_letters.get_letter(db, letter_id)
     assert updated["status"] == "retried" and updated["retried_message_id"] == new_id != row["message_id"]
-    assert jobs.get_job(new_id).state == "completed"
+    assert job_state.get_job(new_id).state == "completed"
     assert calls(31, "mailchimp") == 1  # done before: the ledger kept it
     with pytest.raises(CepError, match="already retried"):
-        deadletters.retry(db, stub_broker, letter_id)
+        dead_letters.retry(db, stub_broker, letter_id)
 
 
 def test_discard_needs_a_reason_and_stats_and_purge(db, three_dead):
     with pytest.raises(CepError, match="reason is required"):
-        deadletters.discard(db, three_dead[1], "  ")
-    deadletters.discard(db, three_dead[1], "customer asked to be forgotten")
-    assert deadletters.get_letter(db, three_dead[1])["discard_reason"] == "customer asked to be forgotten"
-    assert {(r["status"], r["count"]) for r in deadletters.stats(db)} == {("dead", 2), ("discarded", 1)}
+        dead_letters.discard(db, three_dead[1], "  ")
+    dead_letters.discard(db, three_dead[1], "customer asked to be forgotten")
+    assert dead_letters.get_letter(db, three_dead[1])["discard_reason"] == "customer asked to be forgotten"
+    assert {(r["status"], r["count"]) for r in dead_letters.stats(db)} == {("dead", 2), ("discarded", 1)}
     db.execute("UPDATE dead_letters SET failed_at = now() - interval '40 days' WHERE id = %s", (three_dead[2],))
-    assert deadletters.purge(db, 30) == 1
-    with pytest.raises(deadletters.DeadLetterNotFound):
-        deadletters.get_letter(db, three_dead[2])
+    assert dead_letters.purge(db, 30) == 1
+    with pytest.raises(dead_letters.DeadLetterNotFound):
+        dead_letters.get_letter(db, three_dead[2])
 
 
 def test_spool_key_is_namespaced(redis_client):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cep_automation.effects import Ledger
+from cep_automation.records.effects import Ledger
 
 
 def test_step_runs_once_and_replays_its_provider_id(db):

@@ -6,8 +6,8 @@ import time
 
 from sample_actors import noop, steps_actor
 
-from cep_automation import idempotency
-from cep_automation.redis_client import key
+from cep_automation.records import idempotency
+from cep_automation.db.redis_client import key
 
 
 def test_explicit_key_dedupes_enqueue_and_returns_the_first_id(stub_broker):

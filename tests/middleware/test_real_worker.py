@@ -11,8 +11,8 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation import jobs
-from cep_automation.embedded import free_port
+from cep_automation.records import job_state
+from cep_automation.dev.embedded import free_port
 from cep_automation.testing import wait_for
 
 pytestmark = pytest.mark.slow
@@ -53,11 +53,11 @@ def test_stack_in_a_worker_process(db, redis_worker):
 
     # Then every message reaches its end state
     def ended(message_id, states):
-        return (info := jobs.get_job(message_id)) is not None and info.state in states
+        return (info := job_state.get_job(message_id)) is not None and info.state in states
     wait_for(lambda: ended(good.message_id, {"completed", "skipped"}) and ended(dead.message_id, {"dead"})
              and ended(invalid.message_id, {"dead"}) and ended(dup.message_id, {"skipped", "completed"}),
              timeout=60, what="all messages to finish")
-    states = {jobs.get_job(good.message_id).state, jobs.get_job(dup.message_id).state}
+    states = {job_state.get_job(good.message_id).state, job_state.get_job(dup.message_id).state}
     assert states == {"completed", "skipped"}  # whichever ran first, the other was skipped
     rows = wait_for(lambda: (found := db.execute("SELECT * FROM dead_letters").fetchall()) and len(found) == 3
                     and found, what="three dead letters")

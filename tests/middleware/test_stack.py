@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sample_actors import calls, steps_actor
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 
 
 def audit_story(db, item):
@@ -25,7 +25,7 @@ def test_duplicate_skipped_failing_step_retried_alone_then_dead_letter_and_audit
     # Then the duplicate enqueue returned the first message, and nothing ran twice
     assert duplicate.message_id == first.message_id
     assert [calls(1, s) for s in ("mailchimp", "whatsapp", "crm")] == [1, 2, 1]
-    info = jobs.get_job(first.message_id)
+    info = job_state.get_job(first.message_id)
     assert info.state == "completed" and info.attempt == 2
     assert info.result == {"mailchimp": "mailchimp-1", "crm": "crm-1", "whatsapp": "whatsapp-1"}
     # And the audit log tells the story: a retried attempt, then a completed one with per-step outcomes
@@ -47,11 +47,11 @@ def test_duplicate_skipped_failing_step_retried_alone_then_dead_letter_and_audit
     assert letter["payload"] == {"args": [], "kwargs": {"item": 2, "fail": {"crm": 99}}}
     assert [calls(2, s) for s in ("mailchimp", "whatsapp", "crm")] == [1, 1, 3]
     assert audit_story(db, 2) == [("retried", 1), ("retried", 2), ("dead", 3)]
-    assert jobs.get_job(dead.message_id).state == "dead"
+    assert job_state.get_job(dead.message_id).state == "dead"
 
 
 def test_redelivery_of_a_completed_key_is_skipped_and_counted(db, stub_broker, stub_worker, flush_audit):
-    from cep_automation import metrics
+    from cep_automation.records import metrics
 
     before = metrics.job_metrics().skips.labels("testing", "testing.steps")._value.get()
     message = steps_actor.send(item=3)

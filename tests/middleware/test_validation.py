@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sample_actors import steps_actor
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.errors import PayloadError
 
 
@@ -35,6 +35,6 @@ def test_invalid_message_when_processed_goes_to_dead_letters_without_retries(db,
     letter = db.execute("SELECT * FROM dead_letters WHERE message_id = %s", (message.message_id,)).fetchone()
     assert letter["error_type"] == "PayloadError" and "item: Input should be greater" in letter["error_message"]
     assert letter["attempts"] == 1
-    assert jobs.get_job(message.message_id).state == "dead"
+    assert job_state.get_job(message.message_id).state == "dead"
     audit = db.execute("SELECT status, metadata FROM audit_log WHERE message_id = %s", (message.message_id,)).fetchall()
     assert [a["status"] for a in audit] == ["dead"] and "item" in audit[0]["metadata"]["error"]

@@ -120,7 +120,7 @@ def test_a_refused_key_is_permanent(fake, key_file, settings_for):
 
 
 def test_an_unreachable_token_endpoint_is_transient(key_file, settings_for):
-    from cep_automation.embedded import free_port
+    from cep_automation.dev.embedded import free_port
 
     key = json.loads(key_file.read_text()) | {"token_uri": f"http://127.0.0.1:{free_port()}/token"}
     key_file.write_text(json.dumps(key))

@@ -69,7 +69,7 @@ def test_read_timeout_is_transient(server):
 
 
 def test_connection_refused_is_transient():
-    from cep_automation.embedded import free_port
+    from cep_automation.dev.embedded import free_port
 
     with pytest.raises(TransientError, match="cannot connect"):
         HttpClient("nobody", f"http://127.0.0.1:{free_port()}").get("/")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cep_automation.embedded import free_port
+from cep_automation.dev.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import llm
 from cep_automation.plugins.llm import MODEL_ALIASES, LiteLLM

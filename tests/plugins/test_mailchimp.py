@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from cep_automation.embedded import free_port
+from cep_automation.dev.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import collect_integrations, mailchimp
 from cep_automation.plugins.kinds import Contact

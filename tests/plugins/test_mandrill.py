@@ -7,7 +7,7 @@ import logging
 import pytest
 import requests
 
-from cep_automation.embedded import free_port
+from cep_automation.dev.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import collect_integrations, mandrill
 from cep_automation.plugins.mandrill import Mandrill

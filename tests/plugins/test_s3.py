@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from cep_automation.embedded import free_port
+from cep_automation.dev.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import s3
 from cep_automation.plugins.s3 import PART_SIZE, S3Storage

@@ -13,7 +13,6 @@ from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import whatsapp
 from cep_automation.plugins.whatsapp import GlobalRateLimit, WhatsApp
 from cep_automation.redact import mask_phone
-from cep_automation.settings import load_settings
 from cep_automation.testing.fake_whatsapp import TITLES, FakeWhatsApp
 
 TOKEN = "EAAGsecretWhatsAppToken123"

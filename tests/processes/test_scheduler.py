@@ -8,7 +8,7 @@ import sys
 import pendulum
 import pytest
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.actors import stats_rollup
 
 TICK = "2026-11-25T02:00:00+00:00"
@@ -61,4 +61,4 @@ def test_duplicate_tick_that_reached_the_queue_runs_once(db, stub_broker, stub_w
     stub_broker.join("stats")
     stub_worker.join()
     # Then one ran and the other was skipped
-    assert sorted(jobs.get_job(m.message_id).state for m in sent) == ["completed", "skipped"]
+    assert sorted(job_state.get_job(m.message_id).state for m in sent) == ["completed", "skipped"]

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 from cep_automation.testing import CLI, wait_for
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def run_rollup_through(broker_url, db, process_env, start_worker):
                " ('Luis', '2026-11-10T11:00:00Z')")
     worker = start_worker("stats", broker_url=broker_url)
     message_id = enqueue(process_env, broker_url, "date=2026-11-10", "granularity=daily")
-    info = wait_for(lambda: (j := jobs.get_job(message_id)) and j.state == "completed" and j,
+    info = wait_for(lambda: (j := job_state.get_job(message_id)) and j.state == "completed" and j,
                     what="stats.rollup to complete")
     assert info.result["rollups"]["daily"]["leads"] == 2 and info.progress == 100
     total = db.execute("SELECT leads FROM lead_rollups WHERE dimension = 'total'").fetchone()
@@ -46,7 +46,7 @@ def run_rollup_through(broker_url, db, process_env, start_worker):
     # A re-run through the worker gives the same rows.
     before = db.execute("SELECT * FROM lead_rollups ORDER BY dimension, key_id").fetchall()
     again = enqueue(process_env, broker_url, "date=2026-11-10", "granularity=daily")
-    wait_for(lambda: (j := jobs.get_job(again)) and j.state == "completed", what="re-run")
+    wait_for(lambda: (j := job_state.get_job(again)) and j.state == "completed", what="re-run")
     after = db.execute("SELECT * FROM lead_rollups ORDER BY dimension, key_id").fetchall()
     assert [(r["dimension"], r["key_id"], r["leads"]) for r in after] == \
         [(r["dimension"], r["key_id"], r["leads"]) for r in before]
@@ -75,5 +75,5 @@ def test_rollup_through_a_rabbitmq_worker(db, process_env, start_worker):
 def test_empty_day_through_the_worker(db, process_env, start_worker):
     start_worker("stats")
     message_id = enqueue(process_env, None, "date=2025-01-01", "granularity=monthly")
-    info = wait_for(lambda: (j := jobs.get_job(message_id)) and j.state == "completed" and j, what="completion")
+    info = wait_for(lambda: (j := job_state.get_job(message_id)) and j.state == "completed" and j, what="completion")
     assert info.result["rollups"]["monthly"]["leads"] == 0

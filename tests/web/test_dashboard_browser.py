@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from cep_automation import jobs
-from cep_automation.testing import wait_for
+from cep_automation.records import job_state
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,11 +103,11 @@ def seed(db, redis_client, namespace):
         db.execute("INSERT INTO audit_log (action, actor, queue, message_id, status, attempt, duration_ms, metadata)"
                    " VALUES ('lead.automated', 'lead.created', 'leads', %s, %s, 1, 840, %s)",
                    (f"shot-job-{n}", status, Jsonb({"steps": {"mailchimp": {"status": "success"}}})))
-    jobs.record("shot-running-1", "active", actor="stats.rollup", queue="stats", attempt=1, progress=40)
-    handle = jobs.JobHandle("shot-running-1")
+    job_state.record("shot-running-1", "active", actor="stats.rollup", queue="stats", attempt=1, progress=40)
+    handle = job_state.JobHandle("shot-running-1")
     handle.log("daily rollup started for 2026-11-24")
     handle.log("contacting ana.garcia@example.com about +34600123456")
-    jobs.get_job("shot-running-1")
+    job_state.get_job("shot-running-1")
     redis_client.zadd(f"{namespace}:__heartbeats__", {"0f4e2c3a-worker-automation": time.time() * 1000})
 
 

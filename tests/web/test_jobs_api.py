@@ -7,7 +7,7 @@ import uuid
 
 from dramatiq import Worker
 
-from cep_automation import jobs
+from cep_automation.records import job_state
 
 
 def queued(stub_broker, queue):
@@ -94,7 +94,7 @@ def test_job_status_shows_state_progress_log_and_result(client, stub_broker, db)
         worker.join()
     finally:
         worker.stop()
-    jobs.get_job(message_id)  # flushes this process's state writer
+    job_state.get_job(message_id)  # flushes this process's state writer
     response = client.get(f"/v1/jobs/{message_id}")
     assert response.status_code == 200
     body = response.json()

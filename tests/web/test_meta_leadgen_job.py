@@ -8,7 +8,7 @@ import pytest
 
 from cep_automation.actors import meta_leadgen
 from cep_automation.errors import PayloadError, PermanentError
-from cep_automation.integrations import reset_registry
+from cep_automation.runtime.integrations import reset_registry
 from cep_automation.settings import get_settings
 from cep_automation.testing.fake_meta import FakeMetaGraph
 

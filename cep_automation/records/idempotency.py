@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 
 WINDOW_S = 24 * 3600
 FAILED_TTL_S = 3600

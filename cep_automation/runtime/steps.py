@@ -11,12 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cep_automation.effects import Effect, Ledger
+from cep_automation.records.effects import Effect, Ledger
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.jobs import JobHandle
+from cep_automation.records.job_state import JobHandle
 from cep_automation.redact import redact
 
-logger = logging.getLogger("cep_automation.steps.StepRunner")
+logger = logging.getLogger("cep_automation.runtime.steps.StepRunner")
 
 
 class StepRunner:

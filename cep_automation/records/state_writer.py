@@ -19,9 +19,9 @@ from typing import Any
 
 import redis
 
-from cep_automation.redis_client import get_redis
+from cep_automation.db.redis_client import get_redis
 
-logger = logging.getLogger("cep_automation.state_writer.StateWriter")
+logger = logging.getLogger("cep_automation.records.state_writer.StateWriter")
 INTERVAL_S = 0.05
 WARN_EVERY_S = 10.0
 MAX_QUEUED = 100_000

@@ -17,7 +17,7 @@ from typing import Any
 
 from cep_automation.settings import get_settings
 
-logger = logging.getLogger("cep_automation.metrics")
+logger = logging.getLogger("cep_automation.records.metrics")
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 QUEUE_STATES = ("waiting", "delayed", "dead")
@@ -57,7 +57,7 @@ def queue_lengths() -> dict[tuple[str, str], int]:
     """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``."""
     from cep_automation.db import connection
     from cep_automation.queues import POLICIES
-    from cep_automation.redis_client import get_redis
+    from cep_automation.db.redis_client import get_redis
 
     settings = get_settings()
     lengths: dict[tuple[str, str], int] = {}

@@ -9,7 +9,7 @@ from typing import Any
 import dramatiq
 from periodiq import cron
 
-from cep_automation import idempotency
+from cep_automation.records import idempotency
 from cep_automation.middleware.validation import payload_of, validate
 from cep_automation.queues import actor_options, policy
 

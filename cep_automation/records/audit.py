@@ -16,9 +16,9 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from cep_automation.db import connection
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 
-logger = logging.getLogger("cep_automation.audit.AuditWriter")
+logger = logging.getLogger("cep_automation.records.audit.AuditWriter")
 BATCH = 500
 FLUSH_EVERY_S = 0.2
 

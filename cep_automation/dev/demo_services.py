@@ -92,7 +92,7 @@ class DemoServices:
 
 
 def demo_pdf() -> Path:
-    return Path(str(resources.files("cep_automation") / "demo_data" / "curso_excel.pdf"))
+    return Path(str(resources.files("cep_automation.dev") / "demo_data" / "curso_excel.pdf"))
 
 
 def add_demo_upload(conn: psycopg.Connection[Any], data_dir: Path) -> str:

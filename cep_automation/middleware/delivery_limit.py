@@ -24,7 +24,7 @@ from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
 from cep_automation.middleware.validation import ERROR_OPTION
-from cep_automation.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key
 
 logger = logging.getLogger("cep_automation.middleware.DeliveryLimit")
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from dramatiq.middleware import CurrentMessage
 
-from cep_automation.redis_client import get_redis, key
-from cep_automation.state_writer import writer
+from cep_automation.db.redis_client import get_redis, key
+from cep_automation.records.state_writer import writer
 
 KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600

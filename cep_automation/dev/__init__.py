@@ -1,0 +1,1 @@
+"""Development tooling, never imported by production code: embedded servers, demo data and demo services."""
