@@ -11,18 +11,29 @@ Dramatiq's own ``Retries`` retries it, as a plain Dramatiq actor would.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation.runtime import integrations
 from cep_automation.actors.leads import contact_of, count_live, whatsapp_template
 from cep_automation.db import connection
 from cep_automation.domain.leads import load_lead
+from cep_automation.plugins.integration import Integration
+from cep_automation.plugins.kinds import (
+    CRM,
+    EmailMarketing,
+    Messaging,
+    TransactionalEmail,
+)
 from cep_automation.queues import policy
+from cep_automation.runtime import integrations
 from cep_automation.settings import get_settings
 
+K = TypeVar("K", bound=Integration)
 
-def first(kind: str) -> object:
+
+def first(kind: type[K]) -> K:
     """The first enabled integration of ``kind`` (the one our job would use)."""
     return integrations.enabled(kind)[0]
 
@@ -35,21 +46,21 @@ def lead_created(lead_id: str) -> None:
         raise LookupError(f"lead {lead_id} not found")
     settings = get_settings()
     if lead.has_consent and lead.email:
-        first("email_marketing").upsert_contact(contact_of(lead))  # type: ignore[attr-defined]
+        first(EmailMarketing).upsert_contact(contact_of(lead))
     if lead.has_consent and lead.phone:
-        first("messaging").send_template(  # type: ignore[attr-defined]
+        first(Messaging).send_template(
             lead.phone, whatsapp_template(lead.offer_type), "es", [lead.name, lead.course_title or ""])
     if lead.email:
-        first("transactional_email").send_template(  # type: ignore[attr-defined]
+        first(TransactionalEmail).send_template(
             settings.mandrill_lead_template, lead.email, lead.name,
             {"NAME": lead.name, "COURSE": lead.course_title or "", "CAMPUS": lead.campus_label}, {"lead_id": lead.id})
     if lead.advisor_phone:
-        first("messaging").send_template(  # type: ignore[attr-defined]
+        first(Messaging).send_template(
             lead.advisor_phone, settings.whatsapp_advisor_template, "es",
             [lead.name, lead.course_title or "", lead.campus_label])
     if settings.crm_enabled:
-        for crm in integrations.enabled("crm"):
-            crm.upsert_lead(contact_of(lead))  # type: ignore[attr-defined]
+        for crm in integrations.enabled(CRM):
+            crm.upsert_lead(contact_of(lead))
     count_live(lead)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
+import bare_leads
 import dramatiq
 
-import bare_leads
 from cep_automation.settings import get_settings
 
 settings = get_settings()

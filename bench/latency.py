@@ -27,9 +27,16 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-
-from common import (WorkerProcesses, bench_services, insert_leads, machine_line, paced, percentile, versions_line,
-                    wait_until)
+from common import (
+    WorkerProcesses,
+    bench_services,
+    insert_leads,
+    machine_line,
+    paced,
+    percentile,
+    versions_line,
+    wait_until,
+)
 
 PERCENTILES = (50, 95, 99)
 
@@ -89,6 +96,7 @@ def main() -> int:
 
 def run(services: Any, sandbox: Any, args: argparse.Namespace) -> int:
     import bare_leads
+
     from cep_automation.actors import broker as stack
     from cep_automation.actors import lead_created
 

@@ -24,8 +24,15 @@ import time
 from typing import Any
 
 import dramatiq
-
-from common import QUEUE, bench_services, cpu_seconds, insert_leads, machine_line, median, versions_line
+from common import (
+    QUEUE,
+    bench_services,
+    cpu_seconds,
+    insert_leads,
+    machine_line,
+    median,
+    versions_line,
+)
 
 
 def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, leads: int,
@@ -68,6 +75,7 @@ def main() -> int:
 
 def run(services: Any, sandbox: Any, args: argparse.Namespace) -> int:
     import bare_leads
+
     from cep_automation.actors import broker as stack
     from cep_automation.actors import lead_created
 

@@ -29,9 +29,17 @@ from typing import Any
 
 import psycopg
 import redis
-
-from common import (WorkerProcesses, bench_services, cpu_seconds, insert_leads, machine_line, paced, percentile,
-                    versions_line, wait_until)
+from common import (
+    WorkerProcesses,
+    bench_services,
+    cpu_seconds,
+    insert_leads,
+    machine_line,
+    paced,
+    percentile,
+    versions_line,
+    wait_until,
+)
 
 
 class Sampler(threading.Thread):
@@ -153,6 +161,7 @@ def main() -> int:
 
 def run(services: Any, sandbox: Any, args: argparse.Namespace) -> int:
     import bare_leads
+
     from cep_automation.actors import lead_created
 
     bare = bare_leads.make_broker(services.redis_url, services.namespace)

@@ -59,8 +59,8 @@ def main() -> int:
 
 
 def run(services, args: argparse.Namespace) -> int:
-    from cep_automation.runtime.actor import CepActor
     from cep_automation.broker import build_broker
+    from cep_automation.runtime.actor import CepActor
     from cep_automation.settings import get_settings
 
     bare = RedisBroker(url=services.redis_url, namespace=f"{services.namespace}-bare")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from cep_automation.records import job_state
 from cep_automation.db.redis_client import key
+from cep_automation.records import job_state
 from cep_automation.records.state_writer import StateWriter
 
 

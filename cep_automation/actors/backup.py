@@ -13,14 +13,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from cep_automation.db import connection
+from cep_automation.db.redis_client import get_redis, key
 from cep_automation.domain import backups
+from cep_automation.errors import PermanentError, TransientError
+from cep_automation.plugins.kinds import Storage
+from cep_automation.queues import policy
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
-from cep_automation.db import connection
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.records.job_state import JobHandle, current_job
-from cep_automation.queues import policy
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.runtime.job import JobHandle, current_job
 from cep_automation.settings import get_settings
 
 logger = logging.getLogger("cep_automation.actors.backup")
@@ -33,11 +34,8 @@ class BackupPayload(BaseModel):
     media: bool = True
 
 
-def storage() -> Any:
-    found = integrations.enabled("storage")
-    if not found:
-        raise PermanentError(f"no storage for backups: {integrations.why_none('storage')}")
-    return found[0]
+def storage() -> Storage:
+    return integrations.require(Storage, doing="store backups")
 
 
 def record(kind: str, object_key: str, size: int, sha256: str, verified: bool, detail: str) -> None:

@@ -14,13 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cep_automation.db import connection
 from cep_automation.domain import campaigns
+from cep_automation.errors import PermanentError
+from cep_automation.plugins.kinds import Ads, Analytics
+from cep_automation.records.effects import Ledger
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
-from cep_automation.db import connection
-from cep_automation.records.effects import Ledger
-from cep_automation.errors import PermanentError
-from cep_automation.records.job_state import JobHandle, current_job
+from cep_automation.runtime.job import JobHandle, current_job
 from cep_automation.runtime.steps import StepRunner
 
 CONCURRENCY = 8  # GA4 allows 10 concurrent requests per property; Meta throttles per ad account
@@ -38,9 +39,8 @@ class Sources:
     """The analytics and ads integrations of this run (either may be missing)."""
 
     def __init__(self) -> None:
-        found = {kind: integrations.enabled(kind) for kind in ("analytics", "ads")}
-        self.analytics = found["analytics"][0] if found["analytics"] else None
-        self.ads = found["ads"][0] if found["ads"] else None
+        self.analytics = integrations.first(Analytics)
+        self.ads = integrations.first(Ads)
 
     def fetch(self, campaign: dict[str, Any], since: dt.date, until: dt.date) -> campaigns.CampaignFigures:
         analytics = self.analytics.campaign_metrics(campaign["tracking_tag"], since, until) if self.analytics else None
@@ -111,7 +111,7 @@ def campaign_sync(campaign_id: int | None = None, since: str | None = None, unti
     sources = Sources()
     steps = StepRunner(Ledger(f"campaign.sync:{handle.message_id or uuid.uuid4()}"), handle)
     if not (sources.analytics or sources.ads):
-        reason = f"{integrations.why_none('analytics')}; {integrations.why_none('ads')}"
+        reason = f"{integrations.why_none(Analytics)}; {integrations.why_none(Ads)}"
         for row in rows:
             steps.skip(f"campaign:{row['id']}", reason)
         return {"synced": 0, "steps": steps.outcomes}

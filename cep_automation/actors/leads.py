@@ -8,24 +8,33 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from cep_automation.db import connection
+from cep_automation.db.redis_client import get_redis, key
+from cep_automation.domain.leads import LeadView, load_lead
+from cep_automation.errors import PermanentError
+from cep_automation.plugins.integration import Integration
+from cep_automation.plugins.kinds import (
+    CRM,
+    Contact,
+    EmailMarketing,
+    Messaging,
+    TransactionalEmail,
+)
+from cep_automation.records.effects import Ledger
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
-from cep_automation.db import connection
-from cep_automation.records.effects import Ledger
-from cep_automation.errors import PermanentError
-from cep_automation.records.job_state import current_job
-from cep_automation.domain.leads import LeadView, load_lead
-from cep_automation.plugins.kinds import Contact
-from cep_automation.db.redis_client import get_redis, key
-from cep_automation.settings import get_settings
+from cep_automation.runtime.job import current_job
 from cep_automation.runtime.steps import StepRunner
+from cep_automation.settings import get_settings
 
 OFFER_TYPES = ("telematico", "ocupados", "desempleados", "privados")
 LIVE_STATS_TTL_S = 40 * 24 * 3600
+K = TypeVar("K", bound=Integration)
 
 
 class LeadCreatedPayload(BaseModel):
@@ -65,36 +74,37 @@ def run_marketing(steps: StepRunner, lead: LeadView) -> None:
         for step in ("mailchimp", "whatsapp_lead"):
             steps.skip(step, "no recorded consent (RGPD)")
         return
-    run_with(steps, "mailchimp", "email_marketing", lambda m: m.upsert_contact(contact_of(lead)),
+    run_with(steps, "mailchimp", EmailMarketing, lambda m: m.upsert_contact(contact_of(lead)),
              missing=None if lead.email else "lead has no email")
     steps.job.progress(40)
-    run_with(steps, "whatsapp_lead", "messaging",
+    run_with(steps, "whatsapp_lead", Messaging,
              lambda w: w.send_template(lead.phone, whatsapp_template(lead.offer_type), "es",
                                        [lead.name, lead.course_title or ""]),
              missing=None if lead.phone else "lead has no phone")
 
 
-def run_with(steps: StepRunner, step: str, kind: str, action: Any, missing: str | None = None) -> None:
+def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], Any],
+             missing: str | None = None) -> None:
     """Run ``action(integration)`` with the first enabled integration of ``kind``, or skip saying why."""
     if missing:
         steps.skip(step, missing)
         return
-    found = integrations.enabled(kind)
-    if not found:
+    found = integrations.first(kind)
+    if found is None:
         steps.skip(step, integrations.why_none(kind))
         return
-    steps.run(step, lambda: action(found[0]))
+    steps.run(step, lambda: action(found))
 
 
 def run_notices(steps: StepRunner, lead: LeadView) -> None:
     """The confirmation email to the lead and the WhatsApp notice to the campus advisor."""
     settings = get_settings()
-    run_with(steps, "confirmation_email", "transactional_email",
+    run_with(steps, "confirmation_email", TransactionalEmail,
              lambda m: m.send_template(settings.mandrill_lead_template, lead.email, lead.name,
                                        {"NAME": lead.name, "COURSE": lead.course_title or "",
                                         "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
              missing=None if lead.email else "lead has no email")
-    run_with(steps, "whatsapp_advisor", "messaging",
+    run_with(steps, "whatsapp_advisor", Messaging,
              lambda w: w.send_template(lead.advisor_phone, settings.whatsapp_advisor_template, "es",
                                        [lead.name, lead.course_title or "", lead.campus_label]),
              missing=None if lead.advisor_phone else f"campus {lead.campus_label} has no advisor phone")
@@ -105,9 +115,9 @@ def run_crms(steps: StepRunner, lead: LeadView) -> None:
     if not get_settings().crm_enabled:
         steps.skip("crm", "CRM_ENABLED is false")
         return
-    crms = integrations.enabled("crm")
+    crms = integrations.enabled(CRM)
     if not crms:
-        steps.skip("crm", integrations.why_none("crm"))
+        steps.skip("crm", integrations.why_none(CRM))
     for crm in crms:
         steps.run(f"crm:{crm.name}", lambda crm=crm: crm.upsert_lead(contact_of(lead)))
 

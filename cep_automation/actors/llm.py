@@ -9,14 +9,15 @@ from dramatiq.middleware import CurrentMessage
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from cep_automation.db import connection
 from cep_automation.domain import course_content
+from cep_automation.domain.pdf import parse_pdf
+from cep_automation.errors import PermanentError
+from cep_automation.plugins.kinds import LLM
+from cep_automation.queues import policy
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
-from cep_automation.db import connection
-from cep_automation.errors import PermanentError
-from cep_automation.records.job_state import JobHandle, current_job
-from cep_automation.domain.pdf import parse_pdf
-from cep_automation.queues import policy
+from cep_automation.runtime.job import JobHandle, current_job
 from cep_automation.settings import get_settings
 
 
@@ -43,16 +44,14 @@ def last_attempt() -> bool:
 
 
 def ingest(upload: dict[str, Any], model: str, handle: JobHandle) -> dict[str, Any]:
-    llms = integrations.enabled("llm")
-    if not llms:
-        raise PermanentError(f"no language model available: {integrations.why_none('llm')}")
+    llm = integrations.require(LLM, doing="ask a language model")
     parsed = parse_pdf(upload["file_path"])
     handle.log(f"PDF parsed: {parsed.pages} pages, {len(parsed.text)} characters, {parsed.tables} tables")
     handle.progress(30)
-    first = llms[0].complete_json(model, course_content.COURSE_SYSTEM, course_content.course_prompt(parsed.text))
+    first = llm.complete_json(model, course_content.COURSE_SYSTEM, course_content.course_prompt(parsed.text))
     course = course_content.checked(course_content.CourseData, first.data, "course data")
     handle.progress(60)
-    second = llms[0].complete_json(model, course_content.ADS_SYSTEM, course_content.ads_prompt(course))
+    second = llm.complete_json(model, course_content.ADS_SYSTEM, course_content.ads_prompt(course))
     ads = course_content.checked(course_content.AdSet, second.data, "ad copy")
     handle.progress(80)
     return {"course": course.model_dump(), "ads": ads.model_dump()["ads"], "pages": parsed.pages,

@@ -8,18 +8,18 @@ replayed delivery or a retry inserts nothing new and starts no second ``lead.cre
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from pydantic import BaseModel, Field
 
-from cep_automation.runtime import integrations
-from cep_automation.runtime.actor import job
 from cep_automation.actors.leads import lead_created
 from cep_automation.db import connection
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.records.job_state import current_job
 from cep_automation.plugins.kinds import Ads
+from cep_automation.runtime import integrations
+from cep_automation.runtime.actor import job
+from cep_automation.runtime.job import current_job
 
 META_ID = r"^[0-9]{1,32}$"  # Graph ids are numeric; anything else must never reach a Graph URL path
 
@@ -48,11 +48,10 @@ def external_id(leadgen_id: str) -> str:
 
 def ads_integration(leadgen_id: str) -> Ads:
     """The Meta integration if enabled (else the first ads one); PermanentError says what to set."""
-    found = integrations.enabled("ads")
+    found = integrations.enabled(Ads)
     if not found:
-        raise PermanentError(f"cannot fetch Meta lead {leadgen_id}: {integrations.why_none('ads')}")
-    chosen = next((ads for ads in found if ads.name == "meta"), found[0])
-    return cast(Ads, chosen)
+        raise PermanentError(f"cannot fetch Meta lead {leadgen_id}: {integrations.why_none(Ads)}")
+    return next((ads for ads in found if ads.name == "meta"), found[0])
 
 
 def parse_time(value: Any, fallback: int) -> dt.datetime:

@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from cep_automation.domain import rollups
-from cep_automation.runtime.actor import job
 from cep_automation.db import connection
+from cep_automation.domain import rollups
 from cep_automation.errors import PayloadError
-from cep_automation.records.job_state import current_job
+from cep_automation.runtime.actor import job
+from cep_automation.runtime.job import current_job
 
 
 class StatsRollupPayload(BaseModel):

@@ -27,9 +27,9 @@ import click
 import psycopg
 from dotenv import dotenv_values
 
-from cep_automation.dev import embedded
 from cep_automation.cli.run import preflight, worker_argv
 from cep_automation.db import migrate
+from cep_automation.dev import embedded
 from cep_automation.dev.demo import load_demo
 from cep_automation.queues import POOLS
 from cep_automation.settings import Settings, get_settings

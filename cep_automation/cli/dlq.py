@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from cep_automation.records import dead_letters
 from cep_automation.db import connection
+from cep_automation.records import dead_letters
 
 
 def _emit(data: Any, as_json: bool, render: Any) -> None:
@@ -75,7 +75,7 @@ def show(letter_id: int, as_json: bool) -> None:
 @json_option
 def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor: str | None, as_json: bool) -> None:
     """Re-enqueue dead letters to their queues; prints each new message id."""
-    from cep_automation.actors import broker
+    from cep_automation.runtime.enqueue import retry_dead_letter
 
     with connection() as conn:
         if retry_all:
@@ -88,7 +88,7 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
                                hidden=len(letter_ids) < 2) as bar:
             for letter_id in bar:
                 try:
-                    results.append({"id": letter_id, "message_id": dead_letters.retry(conn, broker, letter_id)})
+                    results.append({"id": letter_id, "message_id": retry_dead_letter(conn, letter_id)})
                 except Exception as exc:  # one bad letter must not stop a bulk retry
                     results.append({"id": letter_id, "error": str(exc)})
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from typing import Any
 
 import click
-
-from cep_automation.errors import UnknownJob
 
 
 def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str, Any]:
@@ -34,20 +31,13 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str
 @click.option("--json", "payload_json", help="Payload as a JSON object.")
 def enqueue(job: str, args: tuple[str, ...], payload_json: str | None) -> None:
     """Send JOB with a payload given as NAME=VALUE pairs or --json; prints the message id."""
-    from cep_automation import actors
     from cep_automation.db.redis_client import check_redis
+    from cep_automation.runtime.enqueue import enqueue
 
     payload = _parse_payload(args, payload_json)
-    if job not in actors.broker.actors:
-        raise UnknownJob(job, list(actors.broker.actors))
-    actor = actors.broker.get_actor(job)
-    try:
-        inspect.signature(actor.fn).bind(**payload)
-    except TypeError as exc:
-        raise click.BadParameter(f"{job} does not take this payload: {exc}", param_hint="ARGS") from None
     check_redis()
-    message = actor.send(**payload)
-    click.echo(message.message_id)
+    enqueued = enqueue(job, payload)  # UnknownJob and PayloadError are CepErrors: one line, exit 2
+    click.echo(enqueued.message_id)
 
 
 @click.group()

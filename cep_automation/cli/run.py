@@ -8,8 +8,8 @@ import sys
 import click
 
 from cep_automation.db.pool import check_database
-from cep_automation.queues import POOLS
 from cep_automation.db.redis_client import check_redis
+from cep_automation.queues import POOLS
 from cep_automation.settings import get_settings
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from cep_automation.plugins.kinds import Metrics
+from cep_automation.plugins.kinds import CampaignMetrics
 
 LOW_CTR_PERCENT = 0.5
 MIN_IMPRESSIONS_FOR_CTR = 1000  # below this a low CTR is noise, not an anomaly
@@ -38,8 +38,8 @@ class CampaignFigures:
         return round(self.spend / self.leads, 2) if self.leads else None
 
 
-def combine(campaign_id: int, since: dt.date, until: dt.date, analytics: Metrics | None,
-            ads: Metrics | None, own_leads: int) -> CampaignFigures:
+def combine(campaign_id: int, since: dt.date, until: dt.date, analytics: CampaignMetrics | None,
+            ads: CampaignMetrics | None, own_leads: int) -> CampaignFigures:
     """Ads clicks and impressions when the campaign runs on Meta, else analytics sessions; leads are
     ours (the leads table is the truth), falling back to what the platforms counted."""
     clicks = ads.clicks if ads else (analytics.clicks if analytics else 0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from cep_automation.middleware.audit import Audit
 from cep_automation.middleware.dead_letters import DeadLetters
+from cep_automation.middleware.delivery_limit import DeliveryLimit
 from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
 from cep_automation.middleware.metrics import Metrics
-from cep_automation.middleware.delivery_limit import DeliveryLimit
 from cep_automation.middleware.retries import Retries
 from cep_automation.middleware.validation import PayloadValidation
 

@@ -15,9 +15,9 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
+from cep_automation import options as opt
 from cep_automation.records.audit import AuditRow, AuditWriter
-from cep_automation.records.job_state import pop_steps
-from cep_automation.middleware.validation import ERROR_OPTION
+from cep_automation.runtime.job import pop_steps
 
 
 class Audit(Middleware):
@@ -51,7 +51,7 @@ class Audit(Middleware):
         self._add(broker, message, status, meta)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        error = message.options.get(ERROR_OPTION)
+        error = message.options.get(opt.ERROR)
         meta = {"error": error["message"]} if error else {"reason": "duplicate or stale delivery"}
         self._add(broker, message, "dead" if message.failed else "skipped", meta)
 

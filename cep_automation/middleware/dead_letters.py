@@ -17,12 +17,10 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
-from cep_automation.records import dead_letters
-from cep_automation.records import job_state
+from cep_automation import options as opt
 from cep_automation.db import connection
 from cep_automation.errors import CepError
-from cep_automation.middleware.validation import ERROR_OPTION
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.records import dead_letters, job_state
 
 logger = logging.getLogger("cep_automation.middleware.DeadLetters")
 FLUSH_EVERY_S = 5.0
@@ -31,7 +29,7 @@ FLUSH_EVERY_S = 5.0
 def letter_from(message: Any) -> dead_letters.DeadLetter:
     """What we know of a failed message: payload, options, error and traceback."""
     options = dict(message.options)
-    error = options.get(ERROR_OPTION)
+    error = options.get(opt.ERROR)
     exception = getattr(message, "_exception", None)
     if error:
         error_type, error_message = error["type"], error["message"]
@@ -50,25 +48,6 @@ def letter_from(message: Any) -> dead_letters.DeadLetter:
         attempts=(error or {}).get("deliveries") or options.get("retries", 0) or 1,
         enqueued_at=dt.datetime.fromtimestamp(message.message_timestamp / 1000, dt.timezone.utc),
     )
-
-
-def spool_key() -> str:
-    return key("dlq", "spool")
-
-
-def flush_spool(limit: int = 1000) -> int:
-    """Write spooled dead letters to PostgreSQL; returns how many were written."""
-    client = get_redis()
-    written = 0
-    while written < limit:
-        raw = client.lindex(spool_key(), 0)
-        if raw is None:
-            break
-        with connection() as conn:
-            dead_letters.record(conn, dead_letters.DeadLetter.fromjson(json.loads(raw)))
-        client.lpop(spool_key())  # removed only once written: a crash here duplicates nothing (upsert)
-        written += 1
-    return written
 
 
 class DeadLetters(Middleware):
@@ -90,7 +69,7 @@ class DeadLetters(Middleware):
         logger.warning("PostgreSQL unavailable (%s); dead letter %s kept in the Redis spool", cause,
                        letter.message_id)
         try:
-            get_redis().rpush(spool_key(), json.dumps(letter.asjson(), default=str))
+            dead_letters.SPOOL.push(letter.asjson())
         except Exception:
             # Last resort: the broker's own dead-letter queue still holds the message.
             logger.error("Could not spool dead letter %s: %s", letter.message_id, json.dumps(letter.asjson(),
@@ -110,7 +89,7 @@ class DeadLetters(Middleware):
 
     def _flush_quietly(self) -> None:
         try:
-            written = flush_spool()
+            written = dead_letters.flush_spool()
             if written:
                 logger.info("Wrote %d spooled dead letter(s) to PostgreSQL", written)
         except Exception as exc:

@@ -23,7 +23,7 @@ import redis
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
-from cep_automation.middleware.validation import ERROR_OPTION
+from cep_automation import options as opt
 from cep_automation.db.redis_client import get_redis, key
 
 logger = logging.getLogger("cep_automation.middleware.DeliveryLimit")
@@ -69,7 +69,7 @@ class DeliveryLimit(Middleware):
         text = (f"delivered {deliveries} times and no attempt ever finished (its worker process died each time); "
                 f"not run again after {limit} deliveries")
         logger.error("Message %s (%s) is poison: %s", message.message_id, message.actor_name, text)
-        message.options[ERROR_OPTION] = {"type": ERROR_TYPE, "message": text, "deliveries": deliveries}
+        message.options[opt.ERROR] = {"type": ERROR_TYPE, "message": text, "deliveries": deliveries}
         message.fail()
         raise SkipMessage(text)
 

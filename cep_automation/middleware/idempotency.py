@@ -15,12 +15,12 @@ import dramatiq
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
+from cep_automation import options as opt
 from cep_automation.records import idempotency
 
 logger = logging.getLogger("cep_automation.middleware.Idempotency")
 
-OPTION = "idempotency_key"
-SKIPPED_OPTION = "cep_idempotent_skip"
+opt.IDEMPOTENCY_KEY = "idempotency_key"
 
 
 class Idempotency(Middleware):
@@ -32,10 +32,10 @@ class Idempotency(Middleware):
 
     @property
     def actor_options(self) -> set[str]:
-        return {OPTION}
+        return {opt.IDEMPOTENCY_KEY}
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
-        idem_key = message.options.get(OPTION)
+        idem_key = message.options.get(opt.IDEMPOTENCY_KEY)
         if not idem_key:
             return
         time_limit_ms = broker.get_actor(message.actor_name).options.get("time_limit", 600_000)
@@ -43,7 +43,7 @@ class Idempotency(Middleware):
         if blocking is not None:
             logger.info("Skipping %s: key %r is %s by message %s", message.message_id, idem_key,
                         blocking["status"], blocking["message_id"])
-            message.options[SKIPPED_OPTION] = blocking
+            message.options[opt.IDEMPOTENT_SKIP] = blocking
             raise SkipMessage(f"duplicate of {blocking['message_id']}")
         with self._lock:
             self._held.add(message.message_id)
@@ -52,12 +52,12 @@ class Idempotency(Middleware):
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
     ) -> None:
         if self._release(message):
-            idempotency.finish_run(message.options[OPTION], message.message_id, succeeded=exception is None)
+            idempotency.finish_run(message.options[opt.IDEMPOTENCY_KEY], message.message_id, succeeded=exception is None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         # Skipped after we took the key (a later middleware skipped it): let another delivery run.
         if self._release(message):
-            idempotency.finish_run(message.options[OPTION], message.message_id, succeeded=False)
+            idempotency.finish_run(message.options[opt.IDEMPOTENCY_KEY], message.message_id, succeeded=False)
 
     def _release(self, message: dramatiq.Message) -> bool:
         with self._lock:

@@ -9,8 +9,8 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
+from cep_automation import options as opt
 from cep_automation.records import metrics
-from cep_automation.middleware.idempotency import SKIPPED_OPTION
 
 
 class Metrics(Middleware):
@@ -48,7 +48,7 @@ class Metrics(Middleware):
         self._started.pop(message.message_id, None)
         m = metrics.job_metrics()
         m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()
-        if SKIPPED_OPTION in message.options:
+        if opt.IDEMPOTENT_SKIP in message.options:
             m.skips.labels(message.queue_name, message.actor_name).inc()
 
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:

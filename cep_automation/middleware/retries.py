@@ -18,8 +18,8 @@ import redis
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import Retries as DramatiqRetries
 
+from cep_automation import options as opt
 from cep_automation.errors import PermanentError
-from cep_automation.middleware.validation import ERROR_OPTION
 
 ENQUEUE_PATIENCE_S = 60.0
 OUTAGE_ERRORS = (BrokerConnectionError, redis.ConnectionError, redis.TimeoutError)
@@ -64,7 +64,7 @@ class Retries(DramatiqRetries):
         except Exception as exc:
             self.logger.error("Retry of message %r could not be enqueued (%s): dead-lettering it",
                               message.message_id, type(exc).__name__)
-            message.options[ERROR_OPTION] = {
+            message.options[opt.ERROR] = {
                 "type": "RetryNotEnqueued",
                 "message": f"{type(exception).__name__}: {exception} — and its retry could not be enqueued: "
                            f"{type(exc).__name__}: {exc}"}

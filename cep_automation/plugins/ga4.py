@@ -18,8 +18,13 @@ import requests
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
-from cep_automation.plugins.kinds import Analytics, Metrics
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    HttpClient,
+    retry_after_seconds,
+)
+from cep_automation.plugins.kinds import Analytics, CampaignMetrics
 from cep_automation.redact import redact
 
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
@@ -54,7 +59,7 @@ def report_request(tracking_tag: str, since: dt.date, until: dt.date) -> dict[st
     }
 
 
-def metrics_of(report: dict[str, Any]) -> Metrics:
+def metrics_of(report: dict[str, Any]) -> CampaignMetrics:
     """Sum the rows by metric header name; no rows (or no ``rows`` key) means zeros."""
     names = [header.get("name") for header in report.get("metricHeaders") or []] or ["sessions", "keyEvents"]
     totals = {"sessions": 0, "keyEvents": 0}
@@ -62,7 +67,7 @@ def metrics_of(report: dict[str, Any]) -> Metrics:
         for name, value in zip(names, row.get("metricValues") or [], strict=False):
             if name in totals:
                 totals[name] += int(float(value.get("value") or 0))
-    return Metrics(clicks=totals["sessions"], leads=totals["keyEvents"])
+    return CampaignMetrics(clicks=totals["sessions"], leads=totals["keyEvents"])
 
 
 class GA4(Analytics):
@@ -85,7 +90,7 @@ class GA4(Analytics):
         self._credentials: Any = None  # google-auth service-account credentials, built on first use
         self._lock = threading.Lock()  # campaign.sync calls from several threads
 
-    def campaign_metrics(self, tracking_tag: str, since: dt.date, until: dt.date) -> Metrics:
+    def campaign_metrics(self, tracking_tag: str, since: dt.date, until: dt.date) -> CampaignMetrics:
         headers = {"Authorization": f"Bearer {self.access_token()}"}
         client = HttpClient(self.name, self.settings.ga4_base_url, classify=classify, timeout=self.timeout)
         try:

@@ -34,7 +34,7 @@ class Contact:
 
 
 @dataclass(frozen=True)
-class Metrics:
+class CampaignMetrics:
     """Campaign figures for a period; absent figures are 0."""
 
     clicks: int = 0
@@ -108,7 +108,7 @@ class Ads(Integration):
         """The lead form answers: ``{id, created_time, field_data: {name: value}, campaign_id, …}``."""
         raise NotImplementedError
 
-    def campaign_metrics(self, campaign_id: str, since: dt.date, until: dt.date) -> Metrics:
+    def campaign_metrics(self, campaign_id: str, since: dt.date, until: dt.date) -> CampaignMetrics:
         """Impressions, clicks, leads and spend of a campaign for the period."""
         raise NotImplementedError
 
@@ -118,7 +118,7 @@ class Analytics(Integration):
 
     kind: ClassVar[str] = "analytics"
 
-    def campaign_metrics(self, tracking_tag: str, since: dt.date, until: dt.date) -> Metrics:
+    def campaign_metrics(self, tracking_tag: str, since: dt.date, until: dt.date) -> CampaignMetrics:
         """Clicks (sessions) and leads (key events) of a tracked campaign for the period."""
         raise NotImplementedError
 

@@ -21,7 +21,11 @@ from mailchimp3.mailchimpclient import MailChimpError  # type: ignore[import-unt
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, retry_after_seconds
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    retry_after_seconds,
+)
 from cep_automation.plugins.kinds import Contact, EmailMarketing
 from cep_automation.redact import redact
 

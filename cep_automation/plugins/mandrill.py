@@ -13,7 +13,12 @@ import requests
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    HttpClient,
+    retry_after_seconds,
+)
 from cep_automation.plugins.kinds import TransactionalEmail
 from cep_automation.redact import mask_email, redact
 

@@ -19,8 +19,13 @@ import requests
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.graph import GraphError
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
-from cep_automation.plugins.kinds import Ads, Metrics
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    HttpClient,
+    retry_after_seconds,
+)
+from cep_automation.plugins.kinds import Ads, CampaignMetrics
 
 LEAD_FIELDS = "id,created_time,field_data,form_id,ad_id,campaign_id,is_organic"
 INSIGHT_FIELDS = "campaign_id,campaign_name,impressions,clicks,spend,ctr,cpc,actions,cost_per_action_type"
@@ -90,7 +95,7 @@ class MetaGraph(Ads):
             answers.setdefault(str(item.get("name")), str(values[0]))
         return {**lead, "field_data": answers}
 
-    def campaign_metrics(self, campaign_id: str, since: dt.date, until: dt.date) -> Metrics:
+    def campaign_metrics(self, campaign_id: str, since: dt.date, until: dt.date) -> CampaignMetrics:
         params: dict[str, str] | None = {
             "fields": INSIGHT_FIELDS,
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
@@ -119,9 +124,9 @@ def next_params(page: dict[str, Any]) -> dict[str, str] | None:
     return {name: value for name, value in parse_qsl(urlsplit(link).query) if name != "access_token"}
 
 
-def sum_rows(rows: list[dict[str, Any]]) -> Metrics:
+def sum_rows(rows: list[dict[str, Any]]) -> CampaignMetrics:
     """Add up insights rows; a missing metric is 0."""
-    return Metrics(clicks=sum(int(_number(r.get("clicks"))) for r in rows),
+    return CampaignMetrics(clicks=sum(int(_number(r.get("clicks"))) for r in rows),
                    impressions=sum(int(_number(r.get("impressions"))) for r in rows),
                    leads=sum(int(_number(lead_actions(r))) for r in rows),
                    spend=round(sum(_number(r.get("spend")) for r in rows), 2))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+from cep_automation.errors import PermanentError
 from cep_automation.plugins.integration import KINDS, Integration
 from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import Settings
+
+K = TypeVar("K", bound=Integration)
 
 
 @dataclass
@@ -47,6 +51,32 @@ class Registry:
     def get(self, kind: str, name: str) -> Integration | None:
         found = self.entries.get((kind, name))
         return found.integration if found else None
+
+    def enabled(self, kind: type[K]) -> list[K]:
+        """The enabled integrations of a kind (a class from :mod:`cep_automation.plugins.kinds`), typed as it."""
+        return [i for i in self.of_kind(kind.kind) if isinstance(i, kind)]
+
+    def first(self, kind: type[K]) -> K | None:
+        """The first enabled integration of a kind (third-party plugins come before built-ins), or None."""
+        found = self.enabled(kind)
+        return found[0] if found else None
+
+    def require(self, kind: type[K], *, doing: str) -> K:
+        """The first enabled integration of a kind; raises :class:`PermanentError` saying why there is none.
+
+        ``doing`` completes "cannot …" in the error, e.g. ``doing="fetch Meta lead 123"``.
+        """
+        found = self.first(kind)
+        if found is None:
+            raise PermanentError(f"cannot {doing}: {self.why_none(kind)}")
+        return found
+
+    def why_none(self, kind: type[Integration]) -> str:
+        """Why no integration of a kind can run, in words for the audit log."""
+        disabled = self.of_kind(kind.kind, enabled_only=False)
+        if not disabled:
+            return f"no {kind.kind.replace('_', ' ')} plugin installed"
+        return "; ".join(f"{i.name}: {i.disabled_reason()}" for i in disabled)
 
 
 def collect_integrations(settings: Settings) -> Registry:

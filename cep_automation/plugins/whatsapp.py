@@ -18,13 +18,18 @@ import requests
 from dramatiq.rate_limits import WindowRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
+from cep_automation.db.redis_client import get_redis, key
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.graph import GraphError
 from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    HttpClient,
+    retry_after_seconds,
+)
 from cep_automation.plugins.kinds import Messaging
 from cep_automation.redact import mask_phone
-from cep_automation.db.redis_client import get_redis, key
 
 logger = logging.getLogger("cep_automation.plugins.whatsapp.WhatsApp")
 

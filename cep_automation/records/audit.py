@@ -6,7 +6,6 @@ whatever is still unwritten goes to a Redis spool that the next writer drains fi
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -16,7 +15,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from cep_automation.db import connection
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.records.spool import Spool
 
 logger = logging.getLogger("cep_automation.records.audit.AuditWriter")
 BATCH = 500
@@ -50,8 +49,7 @@ def insert_rows(rows: list[AuditRow]) -> None:
         )
 
 
-def spool_key() -> str:
-    return key("audit", "spool")
+SPOOL = Spool("audit")
 
 
 class AuditWriter:
@@ -102,14 +100,11 @@ class AuditWriter:
                 rows = self._pending + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
                 self._pending = []
             if rows:
-                get_redis().rpush(spool_key(), *(json.dumps(asdict(r), default=str) for r in rows))
+                SPOOL.push(*(asdict(r) for r in rows))
                 logger.warning("PostgreSQL unavailable at shutdown: %d audit row(s) spooled to Redis", len(rows))
 
     def _drain_spool(self) -> None:
         try:
-            client = get_redis()
-            while raw := client.lindex(spool_key(), 0):
-                insert_rows([AuditRow(**json.loads(raw))])
-                client.lpop(spool_key())
+            SPOOL.drain(lambda row: insert_rows([AuditRow(**row)]))
         except Exception as exc:
             logger.info("Audit spool not drained yet: %s", exc)

@@ -1,8 +1,9 @@
 """Dead letters: messages that will not be retried, kept in PostgreSQL for operators.
 
-The operations here (list, show, retry, discard, stats, purge) are shared by the CLI and
-the HTTP service. Retrying re-enqueues the original payload to its queue through the
-broker, so it is validated again and gets a new message id, linked from the dead letter.
+The operations here (list, show, discard, stats, purge, and the two halves of a retry) are
+shared by the CLI and the HTTP service. A retry goes through the one enqueue path
+(:func:`cep_automation.runtime.enqueue.retry_dead_letter`), so the payload is validated again and
+gets a new message id, linked from the dead letter.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import dramatiq
 import psycopg
 from psycopg.types.json import Jsonb
 
+from cep_automation import options as opt
+from cep_automation.db import connection
 from cep_automation.errors import CepError
+from cep_automation.records.spool import Spool
 
-# Options that describe the failed delivery, not the job; a retry starts without them.
-DELIVERY_OPTIONS = {"retries", "traceback", "requeue_timestamp", "eta", "cep_error", "cep_idempotent_skip",
-                    "redis_message_id", "dead_message_id"}
 STATUSES = ("dead", "retried", "discarded")
 
 
@@ -92,20 +92,21 @@ def get_letter(conn: psycopg.Connection, letter_id: int) -> dict[str, Any]:
     return row
 
 
-def retry(conn: psycopg.Connection, broker: dramatiq.Broker, letter_id: int) -> str:
-    """Re-enqueue the original payload to its queue; returns the new message id."""
+def retryable(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any]:
+    """The dead letter to retry: its actor, payload and job options (without the failed delivery's)."""
     row = get_letter(conn, letter_id)
     if row["status"] != "dead":
         raise CepError(f"dead letter {letter_id} is already {row['status']}; only 'dead' ones can be retried")
-    options = {k: v for k, v in row["options"].items() if k not in DELIVERY_OPTIONS}
-    options["cep_retry_of"] = row["message_id"]
-    message = dramatiq.Message(queue_name=row["queue"], actor_name=row["actor"],
-                               args=tuple(row["payload"].get("args", ())), kwargs=row["payload"].get("kwargs", {}),
-                               options=options)
-    broker.enqueue(message)
+    options = {k: v for k, v in row["options"].items() if k not in opt.DELIVERY_OPTIONS}
+    options[opt.RETRY_OF] = row["message_id"]
+    return {"message_id": row["message_id"], "actor": row["actor"], "args": tuple(row["payload"].get("args", ())),
+            "kwargs": row["payload"].get("kwargs", {}), "options": options}
+
+
+def mark_retried(conn: psycopg.Connection[Any], letter_id: int, message_id: str) -> None:
+    """Link the dead letter to the message that retries it."""
     conn.execute("UPDATE dead_letters SET status = 'retried', retried_message_id = %s, updated_at = now()"
-                 " WHERE id = %s", (message.message_id, letter_id))
-    return message.message_id
+                 " WHERE id = %s", (message_id, letter_id))
 
 
 def discard(conn: psycopg.Connection, letter_id: int, reason: str) -> None:
@@ -130,3 +131,15 @@ def purge(conn: psycopg.Connection, older_than_days: int) -> int:
     cursor = conn.execute("DELETE FROM dead_letters WHERE failed_at < now() - make_interval(days => %s)",
                           (older_than_days,))
     return cursor.rowcount
+
+
+SPOOL = Spool("dlq")
+
+
+def flush_spool(limit: int = 1000) -> int:
+    """Write spooled dead letters to PostgreSQL; returns how many were written (an upsert: a repeat is harmless)."""
+    def write(row: dict[str, Any]) -> None:
+        with connection() as conn:
+            record(conn, DeadLetter.fromjson(row))
+
+    return SPOOL.drain(write, limit)

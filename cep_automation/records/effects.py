@@ -21,8 +21,8 @@ import redis
 from psycopg.types.json import Jsonb
 
 from cep_automation.db import connection
-from cep_automation.errors import ServiceUnavailable, TransientError
 from cep_automation.db.redis_client import get_redis, key
+from cep_automation.errors import ServiceUnavailable, TransientError
 
 logger = logging.getLogger("cep_automation.records.effects.Ledger")
 HELD_TTL_S = 7 * 24 * 3600  # as long as a failed job's state is kept

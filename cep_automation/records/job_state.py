@@ -10,8 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dramatiq.middleware import CurrentMessage
-
 from cep_automation.db.redis_client import get_redis, key
 from cep_automation.records.state_writer import writer
 
@@ -19,13 +17,8 @@ KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600
 MAX_LOG_LINES = 1000
 STATES = ("queued", "active", "retrying", "completed", "failed", "dead", "skipped")
-STEP_STATUSES = ("success", "skipped", "failed")
 
-# Per-step outcomes of the messages being processed in this process, read by the Audit middleware.
-_steps: dict[str, dict[str, dict[str, Any]]] = {}
-
-
-def _now() -> float:
+def now() -> float:
     return round(time.time(), 3)
 
 
@@ -43,7 +36,7 @@ def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: 
     """Set a job's state and any extra fields, and its retention for that state (sent in the background)."""
     if state not in STATES:
         raise ValueError(f"unknown job state {state!r}")
-    data = {"state": state, "updated_at": _now()}
+    data = {"state": state, "updated_at": now()}
     data.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in fields.items() if v is not None})
     ttl = KEEP_COMPLETED_S if state in ("completed", "skipped") else KEEP_FAILED_S
     job_key, log_key = key("job", message_id), key("job", message_id, "log")
@@ -101,67 +94,20 @@ def get_job(message_id: str) -> JobInfo | None:
     )
 
 
-class JobHandle:
-    """The running job as seen from inside an actor."""
-
-    def __init__(self, message_id: str) -> None:
-        self.message_id = message_id
-
-    def progress(self, percent: int) -> None:
-        """Report progress from 0 to 100."""
-        if not 0 <= percent <= 100:
-            raise ValueError(f"progress must be between 0 and 100, got {percent}")
-        job_key, fields = key("job", self.message_id), {"progress": int(percent), "updated_at": _now()}
-        writer.submit(lambda pipe: pipe.hset(job_key, mapping=fields))
-
-    def log(self, line: str) -> None:
-        """Append a log line readable with ``cep-automation jobs show``."""
-        log_key = key("job", self.message_id, "log")
-        entry = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
-
-        def write(pipe: Any) -> None:
-            pipe.rpush(log_key, entry)
-            pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
-            pipe.expire(log_key, KEEP_FAILED_S)
-
-        writer.submit(write)
+def record_progress(message_id: str, percent: int) -> None:
+    """Store a job's progress (sent in the background)."""
+    job_key, fields = key("job", message_id), {"progress": int(percent), "updated_at": now()}
+    writer.submit(lambda pipe: pipe.hset(job_key, mapping=fields))
 
 
-    def step(self, name: str, status: str, detail: str | None = None) -> None:
-        """Record one step's outcome (``success``, ``skipped`` or ``failed``) for the audit log."""
-        if status not in STEP_STATUSES:
-            raise ValueError(f"step status must be one of {', '.join(STEP_STATUSES)}, got {status!r}")
-        outcome: dict[str, Any] = {"status": status}
-        if detail:
-            outcome["detail"] = detail
-        _steps.setdefault(self.message_id, {})[name] = outcome
-        self.log(f"{name}: {status}" + (f" ({detail})" if detail else ""))
+def append_log(message_id: str, line: str) -> None:
+    """Append one timestamped line to a job's log, keeping the last :data:`MAX_LOG_LINES`."""
+    log_key = key("job", message_id, "log")
+    entry = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
 
+    def write(pipe: Any) -> None:
+        pipe.rpush(log_key, entry)
+        pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
+        pipe.expire(log_key, KEEP_FAILED_S)
 
-def pop_steps(message_id: str) -> dict[str, dict[str, Any]]:
-    """The step outcomes recorded for a message, forgotten once read."""
-    return _steps.pop(message_id, {})
-
-
-class _NoJob(JobHandle):
-    """Used when an actor is called directly (unit tests, scripts): reports go nowhere."""
-
-    def __init__(self) -> None:
-        super().__init__("")
-
-    def progress(self, percent: int) -> None:
-        if not 0 <= percent <= 100:
-            raise ValueError(f"progress must be between 0 and 100, got {percent}")
-
-    def log(self, line: str) -> None:
-        pass
-
-    def step(self, name: str, status: str, detail: str | None = None) -> None:
-        if status not in STEP_STATUSES:
-            raise ValueError(f"step status must be one of {', '.join(STEP_STATUSES)}, got {status!r}")
-
-
-def current_job() -> JobHandle:
-    """The handle of the message being processed by this thread."""
-    message = CurrentMessage.get_current_message()
-    return JobHandle(message.message_id) if message is not None else _NoJob()
+    writer.submit(write)

@@ -56,8 +56,8 @@ def job_metrics() -> SimpleNamespace:
 def queue_lengths() -> dict[tuple[str, str], int]:
     """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``."""
     from cep_automation.db import connection
-    from cep_automation.queues import POLICIES
     from cep_automation.db.redis_client import get_redis
+    from cep_automation.queues import POLICIES
 
     settings = get_settings()
     lengths: dict[tuple[str, str], int] = {}

@@ -16,12 +16,12 @@ from typing import Any
 
 import redis
 
+from cep_automation.db.redis_client import get_redis, key
 from cep_automation.plugins.default_alerts import SEVERITIES, LogAlerts
 from cep_automation.plugins.integration import Integration
 from cep_automation.plugins.kinds import Alerts
 from cep_automation.plugins.registry import Registry
 from cep_automation.redact import redact
-from cep_automation.db.redis_client import get_redis, key
 from cep_automation.settings import Settings, get_settings
 
 logger = logging.getLogger("cep_automation.runtime.alerts")

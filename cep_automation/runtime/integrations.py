@@ -1,12 +1,21 @@
-"""The integrations this process uses, collected once from the plugins and reused by every job."""
+"""The integrations this process uses, collected once from the plugins and reused by every job.
+
+Actors ask by kind class and get that type back::
+
+    crms = integrations.enabled(CRM)                      # list[CRM]
+    storage = integrations.require(Storage, doing="store the backup")  # Storage, or PermanentError
+"""
 
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 
 from cep_automation.plugins.integration import Integration
 from cep_automation.plugins.registry import Registry, collect_integrations
 from cep_automation.settings import get_settings
+
+K = TypeVar("K", bound=Integration)
 
 _lock = threading.Lock()
 _registry: Registry | None = None
@@ -28,14 +37,21 @@ def reset_registry() -> None:
         _registry = None
 
 
-def enabled(kind: str) -> list[Integration]:
+def enabled(kind: type[K]) -> list[K]:
     """The enabled integrations of one kind, third-party plugins first."""
-    return registry().of_kind(kind)
+    return registry().enabled(kind)
 
 
-def why_none(kind: str) -> str:
+def first(kind: type[K]) -> K | None:
+    """The first enabled integration of one kind, or None."""
+    return registry().first(kind)
+
+
+def require(kind: type[K], *, doing: str) -> K:
+    """The first enabled integration of one kind; a :class:`PermanentError` saying why when there is none."""
+    return registry().require(kind, doing=doing)
+
+
+def why_none(kind: type[Integration]) -> str:
     """Why no integration of ``kind`` can run, in words for the audit log."""
-    disabled = registry().of_kind(kind, enabled_only=False)
-    if not disabled:
-        return f"no {kind.replace('_', ' ')} plugin installed"
-    return "; ".join(f"{i.name}: {i.disabled_reason()}" for i in disabled)
+    return registry().why_none(kind)

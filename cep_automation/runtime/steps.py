@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cep_automation.records.effects import Effect, Ledger
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.records.job_state import JobHandle
+from cep_automation.records.effects import Effect, Ledger
 from cep_automation.redact import redact
+from cep_automation.runtime.job import JobHandle
 
 logger = logging.getLogger("cep_automation.runtime.steps.StepRunner")
 

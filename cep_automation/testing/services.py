@@ -18,10 +18,10 @@ import psycopg
 import redis
 from psycopg import sql
 
-from cep_automation.dev import embedded
 from cep_automation.db.migrator import migrate
-from cep_automation.errors import ServiceUnavailable
 from cep_automation.db.redis_client import check_redis
+from cep_automation.dev import embedded
+from cep_automation.errors import ServiceUnavailable
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"

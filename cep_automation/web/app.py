@@ -16,7 +16,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cep_automation.settings import Settings
-from cep_automation.web import dashboard, dead_letter_views, health, jobs_api, openapi, webhook
+from cep_automation.web import (
+    dashboard,
+    dead_letter_views,
+    health,
+    jobs_api,
+    openapi,
+    webhook,
+)
 from cep_automation.web.auth import TokenAuth
 from cep_automation.web.errors import EXCEPTION_HANDLERS
 from cep_automation.web.headers import SecurityHeaders

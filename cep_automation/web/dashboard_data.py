@@ -14,11 +14,11 @@ from typing import Any, cast
 import pendulum
 from periodiq import cron
 
-from cep_automation.records import metrics
 from cep_automation.db import connection
-from cep_automation.records.job_state import get_job
-from cep_automation.queues import POLICIES
 from cep_automation.db.redis_client import get_redis, key
+from cep_automation.queues import POLICIES
+from cep_automation.records import metrics
+from cep_automation.records.job_state import get_job
 from cep_automation.settings import get_settings
 
 HEARTBEAT_WINDOW_MS = 60_000

@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from cep_automation.records import dead_letters
 from cep_automation.db import connection
 from cep_automation.errors import CepError
 from cep_automation.queues import BY_ACTOR
+from cep_automation.records import dead_letters
 from cep_automation.web import csrf
 from cep_automation.web.dashboard import attempt
 from cep_automation.web.dashboard_data import queue_names
@@ -81,13 +81,13 @@ async def checked_form(request: Request) -> dict[str, list[str]] | Response:
 
 def retry_letters(letter_ids: list[int]) -> tuple[list[str], dict[int, str]]:
     """Retry each letter; one that cannot be retried does not stop the others. Returns new ids, and why not."""
-    from cep_automation.actors import broker
+    from cep_automation.runtime.enqueue import retry_dead_letter
 
     retried, failed = [], {}
     with connection() as conn:
         for letter_id in letter_ids:
             try:
-                retried.append(dead_letters.retry(conn, broker, letter_id))
+                retried.append(retry_dead_letter(conn, letter_id))
             except CepError as exc:
                 failed[letter_id] = str(exc)
     return retried, failed

@@ -13,9 +13,9 @@ import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cep_automation.records import metrics
-from cep_automation.errors import ServiceUnavailable
 from cep_automation.db.redis_client import check_redis
+from cep_automation.errors import ServiceUnavailable
+from cep_automation.records import metrics
 from cep_automation.settings import Settings
 
 TIMEOUT_S = 2

@@ -10,33 +10,31 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, cast
+from typing import Any
 
-import dramatiq
 import redis
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cep_automation.errors import PayloadError, ServiceUnavailable
+from cep_automation.errors import PayloadError, ServiceUnavailable, UnknownJob
 from cep_automation.records.job_state import get_job
-from cep_automation.middleware.validation import validate
 from cep_automation.redact import redact
-from cep_automation.db.redis_client import get_redis
-from cep_automation.db.redis_client import key as redis_key
+from cep_automation.runtime.actor import CepActor
+from cep_automation.runtime.enqueue import actor_named, job_names
+from cep_automation.runtime.enqueue import enqueue as enqueue_job
 from cep_automation.web.errors import ApiError
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces, like Stripe's keys
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
-def declared_actor(name: str) -> dramatiq.Actor:  # type: ignore[type-arg]
-    from cep_automation.actors import broker
-
-    if name not in broker.actors:
-        raise ApiError(404, f"unknown job {name!r}", known_jobs=sorted(broker.actors))
-    return broker.get_actor(name)
+def declared_actor(name: str) -> CepActor:
+    """The job named in the path; 404 with the known jobs otherwise."""
+    try:
+        return actor_named(name)
+    except UnknownJob:
+        raise ApiError(404, f"unknown job {name!r}", known_jobs=job_names()) from None
 
 
 def _no_constants(name: str) -> Any:
@@ -71,43 +69,18 @@ def scoped_key(actor: str, header: str | None) -> str | None:
     return f"api:{actor}:{header}"
 
 
-def enqueue_holder(idempotency_key: str | None) -> str | None:
-    """The message that already holds this key's enqueue claim, if any."""
-    if idempotency_key is None:
-        return None
-    holder = cast(bytes | None, get_redis().get(redis_key("idem", "sent", idempotency_key)))
-    return holder.decode() if holder else None
-
-
-def strict_errors(actor: Any, payload: dict[str, Any]) -> list[str]:
-    """What JSON Schema would refuse but pydantic's lax mode accepts (``false`` for a number, ``0`` for a date)."""
-    schema = actor.options.get("schema")
-    try:
-        if schema is not None:
-            schema.model_validate_json(json.dumps(payload), strict=True)
-    except ValidationError as exc:
-        return [f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()]
-    return []
-
-
-def send(actor: Any, payload: dict[str, Any], idempotency_key: str | None) -> Response:
-    """Validate (as the document says, so strictly), then send; blocking (Redis), so run in the thread pool."""
-    try:
-        validate(actor, (), payload)
-        errors = strict_errors(actor, payload)
-    except PayloadError as exc:
-        errors = exc.errors
-    if errors:
-        raise ApiError(422, f"invalid payload for {actor.actor_name}", errors=errors)
+def send(actor: CepActor, payload: dict[str, Any], idempotency_key: str | None) -> Response:
+    """Validate (as the document says, so strictly) and enqueue; blocking (Redis), so run in the thread pool."""
     options = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
-        holder = enqueue_holder(actor.idempotency_key(payload, dict(options)))
-        message = actor.send_with_options(kwargs=payload, **options)
+        enqueued = enqueue_job(actor, payload, strict=True, **options)
+    except PayloadError as exc:
+        raise ApiError(422, f"invalid payload for {actor.actor_name}", errors=exc.errors) from None
     except (redis.RedisError, ServiceUnavailable) as exc:
         raise ApiError(503, f"the queue is unavailable, nothing was enqueued: {type(exc).__name__}") from None
-    body = {"message_id": message.message_id, "actor": actor.actor_name, "queue": actor.queue_name,
-            "deduplicated": holder is not None and holder == message.message_id}
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{message.message_id}"})
+    body = {"message_id": enqueued.message_id, "actor": actor.actor_name, "queue": actor.queue_name,
+            "deduplicated": enqueued.duplicate}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{enqueued.message_id}"})
 
 
 async def enqueue(request: Request) -> Response:
@@ -119,9 +92,7 @@ async def enqueue(request: Request) -> Response:
 
 def allowed_methods(name: str) -> str:
     """``Allow`` for ``/v1/jobs/<name>``: a job name takes POST, anything else is a message id to GET."""
-    from cep_automation.actors import broker
-
-    return "POST" if name in broker.actors else "GET, HEAD"
+    return "POST" if name in job_names() else "GET, HEAD"
 
 
 async def dispatch(request: Request) -> Response:

@@ -14,8 +14,8 @@ import dramatiq
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cep_automation.records.job_state import STATES
 from cep_automation.domain.rollups import GRANULARITIES
+from cep_automation.records.job_state import STATES
 from cep_automation.web.jobs_api import IDEMPOTENCY_KEY
 
 

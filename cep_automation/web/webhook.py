@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from cep_automation.errors import PayloadError, ServiceUnavailable
-from cep_automation.middleware.validation import validate
+from cep_automation.runtime.enqueue import enqueue
 from cep_automation.settings import Settings
 from cep_automation.web.errors import ApiError, json_error
-from cep_automation.web.jobs_api import declared_actor, enqueue_holder
+from cep_automation.web.jobs_api import declared_actor
 
 logger = logging.getLogger("cep_automation.web.webhook")
 ACTOR = "meta.leadgen"
@@ -92,15 +92,12 @@ def enqueue_changes(changes: list[dict[str, Any]]) -> dict[str, int]:
     counts = {"received": len(changes), "enqueued": 0, "duplicates": 0, "rejected": 0}
     for payload in changes:
         try:
-            validate(actor, (), payload)
+            enqueued = enqueue(actor, payload, idempotency_key=f"{ACTOR}:{payload['leadgen_id']}")
         except PayloadError as exc:
             logger.warning("Meta webhook: leadgen change %r dropped: %s", payload["leadgen_id"], "; ".join(exc.errors))
             counts["rejected"] += 1
             continue
-        idempotency_key = f"{ACTOR}:{payload['leadgen_id']}"
-        holder = enqueue_holder(idempotency_key)
-        message = actor.send_with_options(kwargs=payload, idempotency_key=idempotency_key)
-        counts["duplicates" if holder == message.message_id else "enqueued"] += 1
+        counts["duplicates" if enqueued.duplicate else "enqueued"] += 1
     return counts
 
 

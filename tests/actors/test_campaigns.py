@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from cep_automation.records import job_state
 from cep_automation.actors import campaign_sync
 from cep_automation.actors.campaigns import CONCURRENCY
+from cep_automation.records import job_state
 
 SINCE, UNTIL = "2026-03-01", "2026-03-31"
 

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from cep_automation.records import job_state
 from cep_automation.actors import lead_created
 from cep_automation.actors.leads import live_stats_key, whatsapp_template
 from cep_automation.errors import PayloadError
+from cep_automation.records import job_state
 from cep_automation.runtime.integrations import reset_registry
 
 

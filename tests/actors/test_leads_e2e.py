@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from cep_automation.records import job_state
 from cep_automation.actors import lead_created
+from cep_automation.records import job_state
 from cep_automation.testing.sandbox import LIST_ID
 
 

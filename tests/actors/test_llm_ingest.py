@@ -7,10 +7,10 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen import canvas
 
-from cep_automation.records import job_state
 from cep_automation.actors import llm_ingest
-from cep_automation.errors import PermanentError
 from cep_automation.domain.pdf import parse_pdf
+from cep_automation.errors import PermanentError
+from cep_automation.records import job_state
 
 COURSE = {"title": "Excel avanzado", "objectives": ["Tablas dinámicas", "Macros"], "modules": ["Fórmulas", "VBA"],
           "hours": 60, "modality": "telematico", "requirements": ["Nivel básico"], "offer_type": "desempleados"}

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from cep_automation.records import job_state
-from cep_automation.domain import rollups
 from cep_automation.actors import stats_rollup
+from cep_automation.domain import rollups
 from cep_automation.errors import PayloadError
+from cep_automation.records import job_state
 
 
 def add_lead(db, created_at: str, run_id=None, campaign_id=None, consent=True) -> None:

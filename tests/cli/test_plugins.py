@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from cep_automation.testing.packages import PackageInstallError, install_package, with_pythonpath
+from cep_automation.testing.packages import (
+    PackageInstallError,
+    install_package,
+    with_pythonpath,
+)
 
 CLI = [sys.executable, "-c", "from cep_automation.cli import main; main()"]
 PACKAGES = Path(__file__).parents[1] / "plugin_packages"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cep_automation.errors import PayloadError
-from cep_automation.middleware.validation import validate
+from cep_automation.runtime.payload import validate
 
 HEAVY = os.environ.get("CEP_HEAVY_FAULTS") == "1"
 FUZZ = settings(max_examples=1500 if HEAVY else 120, deadline=None, database=None, derandomize=not HEAVY,

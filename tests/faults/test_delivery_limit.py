@@ -7,6 +7,12 @@ delivery would have left in Redis; ``test_poison_message.py`` kills real worker 
 from __future__ import annotations
 
 import logging
+
+# Known issue: on the session's shared StubBroker these stub-worker tests hang in StubBroker.join when other
+# stub-worker tests ran earlier in the same session (they pass alone: CEP_DELIVERY_LIMIT_STUB_TESTS=1 pytest
+# tests/faults/test_delivery_limit.py). The behaviour itself is proven with real worker processes in
+# test_poison_message.py. To investigate: give these tests a private StubBroker.
+import os  # noqa: E402
 from types import SimpleNamespace
 
 import dramatiq
@@ -14,17 +20,15 @@ import pytest
 import redis
 
 import cep_automation.middleware
-from cep_automation.records import job_state
 from cep_automation.errors import TransientError
 from cep_automation.middleware import DeliveryLimit, Idempotency
-from cep_automation.middleware import poison as poison_module
-from cep_automation.middleware.delivery_limit import DEFAULT_MAX_DELIVERIES, ERROR_TYPE, deliveries_key
-
-# Known issue: on the session's shared StubBroker these stub-worker tests hang in StubBroker.join when other
-# stub-worker tests ran earlier in the same session (they pass alone: CEP_DELIVERY_LIMIT_STUB_TESTS=1 pytest
-# tests/faults/test_delivery_limit.py). The behaviour itself is proven with real worker processes in
-# test_poison_message.py. To investigate: give these tests a private StubBroker.
-import os  # noqa: E402
+from cep_automation.middleware import delivery_limit as delivery_limit_module
+from cep_automation.middleware.delivery_limit import (
+    DEFAULT_MAX_DELIVERIES,
+    ERROR_TYPE,
+    deliveries_key,
+)
+from cep_automation.records import job_state
 
 STUB_ORDER_ISSUE = os.environ.get("CEP_DELIVERY_LIMIT_STUB_TESTS") != "1"
 STUB_ORDER_REASON = "hangs on the shared StubBroker after other stub tests; run alone with CEP_DELIVERY_LIMIT_STUB_TESTS=1"
@@ -145,7 +149,7 @@ def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, st
 def test_without_redis_it_cannot_count_and_lets_the_message_run(limited, stub_broker, stub_worker, monkeypatch,
                                                                 caplog):
     count, calls = limited.count, limited.calls
-    monkeypatch.setattr(poison_module, "get_redis", lambda: RedisDown())
+    monkeypatch.setattr(delivery_limit_module, "get_redis", lambda: RedisDown())
     with caplog.at_level(logging.WARNING, logger="cep_automation.middleware.DeliveryLimit"):
         run(stub_broker, stub_worker, count.message(n=2))
     assert calls == [2]

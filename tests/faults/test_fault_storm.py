@@ -7,10 +7,17 @@ with the steps that kept failing; and the audit log tells each attempt's story.
 from __future__ import annotations
 
 import pytest
+from faultkit import Storm
+from loadkit import (
+    STEPS,
+    effects_at_fakes,
+    read_ledger,
+    stories,
+    unsettled,
+    wait_settled,
+)
 
 from cep_automation.testing import wait_for
-from faultkit import Storm
-from loadkit import STEPS, effects_at_fakes, read_ledger, stories, unsettled, wait_settled
 
 pytestmark = pytest.mark.slow
 ATTEMPTS = 3  # lead.created's queue policy

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import pytest
 from faultkit import Gate
-from loadkit import STEPS, effects_at_fakes, live_count, read_ledger, stories, unsettled, wait_settled
+from loadkit import (
+    STEPS,
+    effects_at_fakes,
+    live_count,
+    read_ledger,
+    stories,
+    unsettled,
+    wait_settled,
+)
 
 from cep_automation.records import job_state
 from cep_automation.testing import wait_for

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from cep_automation.records.effects import Ledger
 from cep_automation.errors import ServiceUnavailable, TransientError
+from cep_automation.records.effects import Ledger
 
 
 @pytest.fixture

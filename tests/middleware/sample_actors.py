@@ -9,11 +9,12 @@ from __future__ import annotations
 import dramatiq
 from pydantic import BaseModel, Field
 
-from cep_automation.runtime.actor import CepActor
-from cep_automation.records.effects import Ledger
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.records.job_state import current_job
+import cep_automation.actors  # noqa: F401  (configures the broker with our middleware before these actors)
 from cep_automation.db.redis_client import get_redis, key
+from cep_automation.errors import PermanentError, TransientError
+from cep_automation.records.effects import Ledger
+from cep_automation.runtime.actor import CepActor
+from cep_automation.runtime.job import current_job
 
 FAST = {"actor_class": CepActor, "queue_name": "testing", "max_retries": 2, "min_backoff": 20,
         "max_backoff": 100, "time_limit": 20_000}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cep_automation.records.audit import AuditRow, AuditWriter, spool_key
 from cep_automation.db import close_pool
+from cep_automation.records.audit import SPOOL, AuditRow, AuditWriter
 from cep_automation.settings import get_settings
 
 
@@ -39,7 +39,7 @@ def test_shutdown_with_postgres_down_spools_rows_and_next_writer_drains_them(db,
         writer.add(row(n))
     writer.close()
     # Then the rows wait in Redis
-    assert redis_client.llen(spool_key()) == 5
+    assert redis_client.llen(SPOOL.key) == 5
     # When PostgreSQL is back and a new writer starts, they are written
     close_pool()
     monkeypatch.setenv("DATABASE_URL", cep_services.database_url)
@@ -47,7 +47,7 @@ def test_shutdown_with_postgres_down_spools_rows_and_next_writer_drains_them(db,
     next_writer = AuditWriter()
     next_writer.start()
     next_writer.close()
-    assert count(db) == 5 and redis_client.llen(spool_key()) == 0
+    assert count(db) == 5 and redis_client.llen(SPOOL.key) == 0
 
 
 def test_worker_stop_flushes_the_audit(db, stub_broker):

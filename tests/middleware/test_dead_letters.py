@@ -8,12 +8,12 @@ import pytest
 from dramatiq import Message
 from sample_actors import calls, noop, steps_actor
 
-from cep_automation.records import dead_letters
-from cep_automation.records import job_state
 from cep_automation.db import close_pool
-from cep_automation.errors import CepError
-from cep_automation.middleware.dead_letters import flush_spool, spool_key
 from cep_automation.db.redis_client import key
+from cep_automation.errors import CepError
+from cep_automation.records import dead_letters, job_state
+from cep_automation.records.dead_letters import SPOOL, flush_spool
+from cep_automation.runtime.enqueue import retry_dead_letter
 from cep_automation.settings import get_settings
 
 
@@ -68,12 +68,12 @@ def test_postgres_down_spools_then_writes_later(db, stub_broker, stub_worker, re
     stub_broker.join("testing", fail_fast=False)
     stub_worker.join()
     # Then it waits in the Redis spool, not lost
-    assert redis_client.llen(spool_key()) == 1
+    assert redis_client.llen(SPOOL.key) == 1
     assert job_state.get_job(message.message_id).state == "dead"
     # When PostgreSQL is back, the spool is written
     up()
     assert flush_spool() == 1
-    assert redis_client.llen(spool_key()) == 0
+    assert redis_client.llen(SPOOL.key) == 0
     assert letter(db, message.message_id)["error_type"] == "SkipMessage"
 
 
@@ -99,7 +99,7 @@ def test_retry_reenqueues_and_links(db, stub_broker, stub_worker, three_dead):
     row = dead_letters.get_letter(db, letter_id)
     db.execute("UPDATE dead_letters SET payload = %s WHERE id = %s",
                ('{"args": [], "kwargs": {"item": 31}}', letter_id))
-    new_id = dead_letters.retry(db, stub_broker, letter_id)
+    new_id = retry_dead_letter(db, letter_id)
     stub_broker.join("testing", fail_fast=False)  # the stub keeps the fixture's dead messages
     stub_worker.join()
     updated = dead_letters.get_letter(db, letter_id)
@@ -107,7 +107,7 @@ def test_retry_reenqueues_and_links(db, stub_broker, stub_worker, three_dead):
     assert job_state.get_job(new_id).state == "completed"
     assert calls(31, "mailchimp") == 1  # done before: the ledger kept it
     with pytest.raises(CepError, match="already retried"):
-        dead_letters.retry(db, stub_broker, letter_id)
+        retry_dead_letter(db, letter_id)
 
 
 def test_discard_needs_a_reason_and_stats_and_purge(db, three_dead):
@@ -123,4 +123,4 @@ def test_discard_needs_a_reason_and_stats_and_purge(db, three_dead):
 
 
 def test_spool_key_is_namespaced(redis_client):
-    assert spool_key() == key("dlq", "spool")
+    assert SPOOL.key == key("dlq", "spool")

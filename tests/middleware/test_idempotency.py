@@ -6,8 +6,9 @@ import time
 
 from sample_actors import noop, steps_actor
 
-from cep_automation.records import idempotency
 from cep_automation.db.redis_client import key
+from cep_automation.records import idempotency
+from cep_automation.runtime.enqueue import idempotency_key
 
 
 def test_explicit_key_dedupes_enqueue_and_returns_the_first_id(stub_broker):
@@ -19,7 +20,7 @@ def test_explicit_key_dedupes_enqueue_and_returns_the_first_id(stub_broker):
 
 
 def test_actor_template_derives_the_key(stub_broker):
-    assert steps_actor.idempotency_key({"item": 7}, {}) == "testing.steps:7"
+    assert idempotency_key(steps_actor, {"item": 7}, {}) == "testing.steps:7"
     assert steps_actor.send(item=7).message_id == steps_actor.send(item=7).message_id
 
 

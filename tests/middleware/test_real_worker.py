@@ -11,8 +11,8 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation.records import job_state
 from cep_automation.dev.embedded import free_port
+from cep_automation.records import job_state
 from cep_automation.testing import wait_for
 
 pytestmark = pytest.mark.slow

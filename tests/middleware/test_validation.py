@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sample_actors import steps_actor
 
-from cep_automation.records import job_state
 from cep_automation.errors import PayloadError
+from cep_automation.records import job_state
 
 
 def test_send_names_every_bad_field(stub_broker):

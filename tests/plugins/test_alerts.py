@@ -9,14 +9,14 @@ from email import message_from_bytes, policy
 import pytest
 from aiosmtpd.controller import Controller
 
-from cep_automation.runtime.alerts import send_alert
+from cep_automation.db.redis_client import key
 from cep_automation.dev.embedded import free_port
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import alerts
 from cep_automation.plugins.alerts import EmailAlerts, WebhookAlerts
 from cep_automation.plugins.default_alerts import LogAlerts
 from cep_automation.plugins.registry import Registry
-from cep_automation.db.redis_client import key
+from cep_automation.runtime.alerts import send_alert
 from cep_automation.settings import load_settings
 from cep_automation.testing.fake_slack import HOOK_PATH, FakeSlack
 

@@ -19,7 +19,11 @@ import pytest
 from cep_automation.testing.fake_hubspot import FakeHubSpot
 from cep_automation.testing.fake_salesforce import FakeSalesforce
 from cep_automation.testing.fake_zoho import FakeZoho
-from cep_automation.testing.packages import PackageInstallError, install_package, with_pythonpath
+from cep_automation.testing.packages import (
+    PackageInstallError,
+    install_package,
+    with_pythonpath,
+)
 from cep_automation.testing.processes import CLI
 
 CONTRIB = Path(__file__).parents[2] / "contrib"

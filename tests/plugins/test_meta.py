@@ -11,7 +11,7 @@ import pytest
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import meta
-from cep_automation.plugins.kinds import Metrics
+from cep_automation.plugins.kinds import CampaignMetrics
 from cep_automation.plugins.meta import LEAD_FIELDS, MetaGraph
 from cep_automation.testing.fake_meta import FakeMetaGraph
 
@@ -67,7 +67,7 @@ def test_insights_follow_three_pages_and_parse_string_metrics(fake, graph):
         {"impressions": 500, "clicks": 5, "spend": 1.1},
     ])
     metrics = graph.campaign_metrics("120210000000001", SINCE, UNTIL)
-    assert metrics == Metrics(clicks=125, impressions=3500, leads=7, spend=33.85)
+    assert metrics == CampaignMetrics(clicks=125, impressions=3500, leads=7, spend=33.85)
     pages = [r for r in fake.requests if r.path == "/v23.0/120210000000001/insights"]
     assert len(pages) == 3 and "after" not in pages[0].query and all("after" in p.query for p in pages[1:])
     assert json.loads(pages[0].query["time_range"][0]) == {"since": "2026-03-01", "until": "2026-03-31"}
@@ -89,17 +89,17 @@ def test_leads_count_the_lead_action_only(fake, graph):
         {"action_type": "lead", "value": 51},
         {"action_type": "link_click", "value": 900},
     ]}])
-    assert graph.campaign_metrics("1", SINCE, UNTIL) == Metrics(impressions=361324, leads=51, spend=5339.5)
+    assert graph.campaign_metrics("1", SINCE, UNTIL) == CampaignMetrics(impressions=361324, leads=51, spend=5339.5)
 
 
 def test_grouped_leads_alone_are_not_counted(fake, graph):
     fake.set_insights("1", [{"clicks": 4, "actions": [{"action_type": "onsite_conversion.lead_grouped", "value": 9}]}])
-    assert graph.campaign_metrics("1", SINCE, UNTIL) == Metrics(clicks=4)
+    assert graph.campaign_metrics("1", SINCE, UNTIL) == CampaignMetrics(clicks=4)
 
 
 def test_no_delivery_is_all_zeros(fake, graph):
     fake.set_insights("1", [])
-    assert graph.campaign_metrics("1", SINCE, UNTIL) == Metrics()
+    assert graph.campaign_metrics("1", SINCE, UNTIL) == CampaignMetrics()
     assert fake.requests[-1].query["fields"][0].split(",") == meta.INSIGHT_FIELDS.split(",")
 
 

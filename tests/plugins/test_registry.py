@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cep_automation
-from cep_automation.plugins import Registry, collect_integrations
-from cep_automation.plugins import manager
+from cep_automation.plugins import Registry, collect_integrations, manager
 from cep_automation.plugins.default_alerts import LogAlerts
 
 BUILTINS = [manager.builtin_name(module) for module in manager.DEFAULT_PLUGINS]

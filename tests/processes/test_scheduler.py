@@ -8,8 +8,9 @@ import sys
 import pendulum
 import pytest
 
-from cep_automation.records import job_state
 from cep_automation.actors import stats_rollup
+from cep_automation.records import job_state
+from cep_automation.runtime.enqueue import idempotency_key
 
 TICK = "2026-11-25T02:00:00+00:00"
 
@@ -53,7 +54,7 @@ def test_two_scheduler_processes_racing_enqueue_once(process_env, redis_client):
 def test_duplicate_tick_that_reached_the_queue_runs_once(db, stub_broker, stub_worker):
     # Given two copies of one tick in the queue (e.g. the enqueue claim expired between two sends)
     tick = pendulum.now().replace(microsecond=0).isoformat()
-    key = stats_rollup.idempotency_key({}, {"scheduled_at": tick})
+    key = idempotency_key(stats_rollup, {}, {"scheduled_at": tick})
     assert key == f"stats.rollup@{tick}"
     sent = [stub_broker.enqueue(stats_rollup.message_with_options(scheduled_at=tick, idempotency_key=key))
             for _ in range(2)]

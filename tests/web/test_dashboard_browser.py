@@ -12,6 +12,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from cep_automation.records import job_state
+from cep_automation.runtime.job import JobHandle
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,7 +105,7 @@ def seed(db, redis_client, namespace):
                    " VALUES ('lead.automated', 'lead.created', 'leads', %s, %s, 1, 840, %s)",
                    (f"shot-job-{n}", status, Jsonb({"steps": {"mailchimp": {"status": "success"}}})))
     job_state.record("shot-running-1", "active", actor="stats.rollup", queue="stats", attempt=1, progress=40)
-    handle = job_state.JobHandle("shot-running-1")
+    handle = JobHandle("shot-running-1")
     handle.log("daily rollup started for 2026-11-24")
     handle.log("contacting ana.garcia@example.com about +34600123456")
     job_state.get_job("shot-running-1")

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from psycopg.types.json import Jsonb
 
-from cep_automation.records import job_state
 from cep_automation.db.redis_client import key
+from cep_automation.records import job_state
+from cep_automation.runtime.job import JobHandle
 
 EMAIL, PHONE, SECRET = "ana.garcia@example.com", "+34600123456", "sk-live-abcdef123456"
 
@@ -146,7 +147,7 @@ def test_queue_counts_workers_and_schedules(client, db, redis_client, cep_servic
 
 def test_jobs_list_filters_by_state_and_job_page_masks_log_lines(client, db, stub_broker, redis_client):
     job_state.record("job-active-1", "active", actor="stats.rollup", queue="stats", attempt=1)
-    job_state.JobHandle("job-active-1").log(f"calling {EMAIL}")
+    JobHandle("job-active-1").log(f"calling {EMAIL}")
     db.execute("INSERT INTO audit_log (action, actor, queue, message_id, status) VALUES"
                " ('lead.automated', 'lead.created', 'leads', 'job-dead-1', 'dead')")
     job_state.get_job("job-active-1")  # flush the state writer

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from cep_automation.broker import find_middleware
-from cep_automation.runtime.integrations import reset_registry
 from cep_automation.middleware import Audit
+from cep_automation.runtime.integrations import reset_registry
 from cep_automation.settings import get_settings
 from cep_automation.testing.fake_meta import FakeMetaGraph
 

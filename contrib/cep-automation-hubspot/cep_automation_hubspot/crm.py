@@ -14,7 +14,12 @@ from typing import Any
 import requests
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient, retry_after_seconds
+from cep_automation.plugins.http import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    HttpClient,
+    retry_after_seconds,
+)
 from cep_automation.plugins.kinds import CRM, Contact
 from cep_automation.redact import redact
 from cep_automation_hubspot.settings import ENV_PREFIX

@@ -1,0 +1,23 @@
+"""The message options every layer reads or writes, named once.
+
+Dramatiq keeps a message's options in ``message.options``; some are Dramatiq's own (``retries``,
+``traceback``, ``eta``), some are ours. The producer, the middleware, the dead letters and the
+web views all refer to them through these names.
+"""
+
+from __future__ import annotations
+
+# Set by the producer (the enqueue path).
+IDEMPOTENCY_KEY = "idempotency_key"  # the key this message runs under; also the actor option's name
+SCHEDULED_AT = "scheduled_at"  # periodiq's tick, when the scheduler sent the message
+RETRY_OF = "cep_retry_of"  # the dead letter's message id, when an operator retried it
+
+# Set by the middleware while the message is processed.
+RETRIES = "retries"  # Dramatiq's count of failed attempts
+TRACEBACK = "traceback"  # Dramatiq's traceback of the last failure
+ERROR = "cep_error"  # {"type", "message", ...}: why the message failed without an exception to show
+IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this delivery a duplicate
+
+# Options that describe one failed delivery, not the job; a retry from the dead letters starts without them.
+DELIVERY_OPTIONS = frozenset({RETRIES, TRACEBACK, "requeue_timestamp", "eta", ERROR, IDEMPOTENT_SKIP,
+                              "redis_message_id", "dead_message_id"})
