@@ -6,7 +6,7 @@ import datetime as dt
 
 from cep_automation.dev import demo
 
-NOW = dt.datetime(2026, 11, 20, 12, 30, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 12, 30, tzinfo=dt.UTC)
 
 
 def test_catalogue_covers_every_offer_type_and_telematico_runs(db):

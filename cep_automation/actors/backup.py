@@ -106,7 +106,7 @@ class BackupLock:
 
 def run_backup(payload: BackupPayload, handle: JobHandle) -> dict[str, Any]:
     settings = get_settings()
-    store, stamp = storage(), dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    store, stamp = storage(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     prefix = settings.backup_prefix
     handle.progress(10)
     result: dict[str, Any] = {"database": dump_database(store, f"{prefix}cep_{stamp}.dump", handle)}
@@ -115,7 +115,7 @@ def run_backup(payload: BackupPayload, handle: JobHandle) -> dict[str, Any]:
         result["media"] = archive_media(store, Path(settings.cep_media_dir), f"{prefix}media_{stamp}.tar.gz", handle)
     handle.progress(85)
     store.ensure_lifecycle(prefix, settings.backup_retention_days)
-    result["rotated"] = store.rotate(prefix, settings.backup_retention_days, dt.datetime.now(dt.timezone.utc))
+    result["rotated"] = store.rotate(prefix, settings.backup_retention_days, dt.datetime.now(dt.UTC))
     handle.progress(100)
     return result
 

@@ -60,7 +60,7 @@ def sync_all(rows: list[dict[str, Any]], sources: Sources, steps: StepRunner, pe
 
     def one(row: dict[str, Any]) -> None:
         since = period[0] or row["created_at"].date()
-        until = period[1] or dt.datetime.now(dt.timezone.utc).date()
+        until = period[1] or dt.datetime.now(dt.UTC).date()
         effect = steps.run(f"campaign:{row['id']}", lambda: _figures_json(sources.fetch(row, since, until)))
         with lock:
             if effect is not None:

@@ -60,7 +60,7 @@ def live_stats_key(day: dt.date) -> str:
 
 def count_live(lead: LeadView) -> str:
     """Leads per campus and day, for the live dashboard (campus 0 = telemático)."""
-    day = lead.created_at.astimezone(dt.timezone.utc).date()
+    day = lead.created_at.astimezone(dt.UTC).date()
     pipe = get_redis().pipeline()
     pipe.hincrby(live_stats_key(day), str(lead.campus_id or 0), 1)
     pipe.expire(live_stats_key(day), LIVE_STATS_TTL_S)

@@ -61,7 +61,7 @@ def parse_time(value: Any, fallback: int) -> dt.datetime:
             return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
         except ValueError:
             pass
-    return dt.datetime.fromtimestamp(fallback, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(fallback, dt.UTC)
 
 
 def lead_row(lead: dict[str, Any], leadgen_id: str, form_id: str, created_time: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from cep_automation.domain import rollups
 from cep_automation.errors import PayloadError
 from cep_automation.runtime.actor import job
 from cep_automation.runtime.job import current_job
+from cep_automation.runtime.payload import field_errors
 
 
 class StatsRollupPayload(BaseModel):
@@ -29,14 +30,14 @@ class StatsRollupPayload(BaseModel):
 
 
 def yesterday() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def parse_payload(**payload: Any) -> StatsRollupPayload:
     try:
         return StatsRollupPayload(**payload)
     except ValidationError as exc:
-        raise PayloadError("stats.rollup", [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()])
+        raise PayloadError("stats.rollup", field_errors(exc)) from None
 
 
 @job("stats.rollup", schema=StatsRollupPayload)

@@ -94,7 +94,8 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
 
     def render(rows: list[dict[str, Any]]) -> None:
         for r in rows:
-            click.echo(f"{r['id']}\t" + (f"retried as {r['message_id']}" if "message_id" in r else f"error: {r['error']}"))
+            outcome = f"retried as {r['message_id']}" if "message_id" in r else f"error: {r['error']}"
+            click.echo(f"{r['id']}\t{outcome}")
 
     _emit(results, as_json, render)
     if any("error" in r for r in results):

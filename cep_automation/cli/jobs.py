@@ -14,7 +14,7 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str
         try:
             payload = json.loads(payload_json)
         except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON ({exc.msg} at position {exc.pos})", param_hint="--json")
+            raise click.BadParameter(f"not valid JSON ({exc.msg} at position {exc.pos})", param_hint="--json") from None
         if not isinstance(payload, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--json")
     for pair in pairs:

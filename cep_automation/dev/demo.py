@@ -76,7 +76,7 @@ def plan_lead(rng: random.Random, n: int, runs: int, now: dt.datetime) -> dict[s
     first, last = rng.choice(FIRST_NAMES), rng.choice(SURNAMES)
     day = now.date() - dt.timedelta(days=rng.randrange(DAYS))
     at = dt.datetime.combine(day, dt.time(rng.choice(BUSY_HOURS_UTC), rng.randrange(60), rng.randrange(60)),
-                             tzinfo=dt.timezone.utc)
+                             tzinfo=dt.UTC)
     source = rng.choices(("web", "meta"), weights=(65, 35))[0]
     consent = rng.random() < 0.85
     return {
@@ -139,7 +139,7 @@ def _load_catalogue(cur: psycopg.Cursor[Any], rng: random.Random, today: dt.date
 def load_demo(conn: psycopg.Connection[Any], leads: int = 300, seed: int = DEFAULT_SEED,
               now: dt.datetime | None = None) -> dict[str, int]:
     """Insert the demo data in one transaction; returns how many rows of each table were added."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     rng = random.Random(seed)
     counts = dict.fromkeys(("campuses", "courses", "course_runs", "campaigns", "leads"), 0)
     with conn.transaction():

@@ -37,7 +37,7 @@ def model_answer(body: dict[str, Any]) -> dict[str, Any]:
 def seed(sandbox: Sandbox, conn: psycopg.Connection[Any]) -> None:
     """Insights and analytics rows for every demo campaign (one with a low CTR, one near its budget)."""
     rows = conn.execute("SELECT id, tracking_tag, meta_campaign_id, budget FROM campaigns ORDER BY id").fetchall()
-    for n, (cid, tag, meta_id, budget) in enumerate(rows):
+    for n, (_cid, tag, meta_id, budget) in enumerate(rows):
         impressions = 20_000 + 5_000 * n
         clicks = impressions // (400 if n == 1 else 40)  # campaign #2 has a CTR of 0.25%
         spend = float(budget or 500) * (0.95 if n == 2 else 0.4)

@@ -48,7 +48,7 @@ class RollupResult:
 
 
 def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def _fresh_counts(dimension: str) -> sql.Composed:

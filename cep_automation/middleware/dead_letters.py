@@ -46,7 +46,7 @@ def letter_from(message: Any) -> dead_letters.DeadLetter:
         error_type=error_type, error_message=error_message, traceback=trace,
         # A poison message never finished an attempt: its deliveries are what it used up.
         attempts=(error or {}).get("deliveries") or options.get("retries", 0) or 1,
-        enqueued_at=dt.datetime.fromtimestamp(message.message_timestamp / 1000, dt.timezone.utc),
+        enqueued_at=dt.datetime.fromtimestamp(message.message_timestamp / 1000, dt.UTC),
     )
 
 

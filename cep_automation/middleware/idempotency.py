@@ -52,7 +52,8 @@ class Idempotency(Middleware):
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
     ) -> None:
         if self._release(message):
-            idempotency.finish_run(message.options[opt.IDEMPOTENCY_KEY], message.message_id, succeeded=exception is None)
+            idem_key = message.options[opt.IDEMPOTENCY_KEY]
+            idempotency.finish_run(idem_key, message.message_id, succeeded=exception is None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         # Skipped after we took the key (a later middleware skipped it): let another delivery run.

@@ -26,7 +26,8 @@ class JobState(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
         attempt = message.options.get("retries", 0) + 1
-        job_state.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name, attempt=attempt)
+        job_state.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name,
+                         attempt=attempt)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None

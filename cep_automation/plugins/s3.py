@@ -203,7 +203,7 @@ class S3Storage(Storage):
 
         Returns the deleted keys.
         """
-        cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=keep_days)
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)
         old = [o["key"] for o in self.list(prefix) if o["last_modified"] < cutoff]
         for key in old:
             self.delete(key)

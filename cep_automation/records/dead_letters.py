@@ -41,7 +41,7 @@ class DeadLetter:
     traceback: str
     attempts: int
     enqueued_at: dt.datetime | None = None
-    failed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    failed_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def asjson(self) -> dict[str, Any]:
         data = asdict(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import dramatiq
@@ -20,7 +20,12 @@ from cep_automation.errors import PayloadError
 Actor = dramatiq.Actor[Any, Any]
 
 
-@lru_cache(maxsize=None)
+def field_errors(exc: ValidationError) -> list[str]:
+    """Each problem as ``field: message``, the way every front-end shows it."""
+    return [f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()]
+
+
+@cache
 def _signature(fn: Any) -> inspect.Signature:
     return inspect.signature(fn)
 
@@ -49,6 +54,5 @@ def validate(actor: Actor, args: tuple[Any, ...], kwargs: dict[str, Any], *, str
         else:
             schema.model_validate(payload)
     except ValidationError as exc:
-        errors = [f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()]
-        raise PayloadError(actor.actor_name, errors) from None
+        raise PayloadError(actor.actor_name, field_errors(exc)) from None
     return payload

@@ -85,7 +85,7 @@ class FakeZoho(FakeServer):
         if problem:
             return problem
         matched, lead = self._match(record, keys)
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         if lead is not None:
             lead.update(record, Modified_Time=now)
         else:

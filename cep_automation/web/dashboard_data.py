@@ -63,7 +63,7 @@ def held_counts(worker_ids: list[str]) -> dict[tuple[str, str], int]:
                 pipe.scard(broker_key(f"__acks__.{worker_id}.{queue}{suffix}"))
                 wanted.append((queue, state))
     totals: dict[tuple[str, str], int] = {}
-    for where, count in zip(wanted, pipe.execute() if wanted else []):
+    for where, count in zip(wanted, pipe.execute() if wanted else [], strict=True):
         totals[where] = totals.get(where, 0) + count
     return totals
 
@@ -103,7 +103,7 @@ def scanned_jobs() -> dict[str, dict[str, Any]]:
     for name in names:
         pipe.hmget(name, "state", "actor", "queue", "progress", "updated_at")
     jobs = {}
-    for name, (state, actor, queue, progress, updated) in zip(names, pipe.execute() if names else []):
+    for name, (state, actor, queue, progress, updated) in zip(names, pipe.execute() if names else [], strict=True):
         if state:
             jobs[name.decode()[len(prefix):]] = {
                 "state": state.decode(), "actor": (actor or b"").decode(), "queue": (queue or b"").decode(),

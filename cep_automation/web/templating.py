@@ -40,8 +40,8 @@ def when(value: Any) -> str:
     if value in (None, "", 0):
         return "—"
     if isinstance(value, (int, float)):
-        value = dt.datetime.fromtimestamp(value, dt.timezone.utc)
-    return str(value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+        value = dt.datetime.fromtimestamp(value, dt.UTC)
+    return str(value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 def environment() -> jinja2.Environment:

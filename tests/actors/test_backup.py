@@ -87,7 +87,7 @@ def test_old_backups_are_rotated(db, backup_env, redis_client, monkeypatch):
     first = backup_daily(media=False)["database"]["key"]
     # Given a retention of 30 days and "now" 31 days later, the first dump is rotated out
     store = enabled("storage")[0]
-    deleted = store.rotate("backups/", 30, dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31))
+    deleted = store.rotate("backups/", 30, dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
     assert first in deleted and first not in stored(s3_server, bucket)
 
 

@@ -57,7 +57,8 @@ def test_one_failing_campaign_does_not_stop_the_others(db, sandbox, stub_broker,
     stub_worker.join()
     stored = [cid for cid in ids if metrics(db, cid)]
     assert len(stored) == 4
-    letter = db.execute("SELECT error_message FROM dead_letters WHERE message_id = %s", (message.message_id,)).fetchone()
+    letter = db.execute("SELECT error_message FROM dead_letters WHERE message_id = %s",
+                        (message.message_id,)).fetchone()
     assert "1 step(s) failed" in letter["error_message"]
 
 

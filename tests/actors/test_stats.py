@@ -24,8 +24,9 @@ def add_lead(db, created_at: str, run_id=None, campaign_id=None, consent=True) -
 def catalogue(db):
     """Two campuses, two courses, a telemático run and a campaign."""
     madrid = db.execute("INSERT INTO campuses (name) VALUES ('Madrid') RETURNING id").fetchone()["id"]
-    c1 = db.execute("INSERT INTO courses (title, offer_type) VALUES ('Python', 'privados') RETURNING id").fetchone()["id"]
-    c2 = db.execute("INSERT INTO courses (title, offer_type) VALUES ('Excel', 'ocupados') RETURNING id").fetchone()["id"]
+    course = "INSERT INTO courses (title, offer_type) VALUES (%s, %s) RETURNING id"
+    c1 = db.execute(course, ("Python", "privados")).fetchone()["id"]
+    c2 = db.execute(course, ("Excel", "ocupados")).fetchone()["id"]
     run_madrid = db.execute("INSERT INTO course_runs (course_id, campus_id) VALUES (%s, %s) RETURNING id",
                             (c1, madrid)).fetchone()["id"]
     run_online = db.execute("INSERT INTO course_runs (course_id) VALUES (%s) RETURNING id", (c2,)).fetchone()["id"]
@@ -100,7 +101,7 @@ def test_weekly_and_monthly_periods(db, catalogue, redis_client):
 
 
 def test_default_date_is_yesterday_utc(db, redis_client):
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     assert stats_rollup(granularity="daily")["date"] == yesterday.isoformat()
 
 

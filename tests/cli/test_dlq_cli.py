@@ -53,7 +53,7 @@ def test_bulk_retry_runs_the_jobs(db, process_env, letters, start_worker):
     assert sorted(r["id"] for r in retried) == sorted(letters)
     assert "retrying" in result.stderr  # the progress bar
     for r in retried:
-        wait_for(lambda: (j := job_state.get_job(r["message_id"])) and j.state == "completed", what="retried job")
+        wait_for(lambda r=r: (j := job_state.get_job(r["message_id"])) and j.state == "completed", what="retried job")
     assert {r["status"] for r in db.execute("SELECT status FROM dead_letters")} == {"retried"}
     again = cli(process_env, "dlq", "retry", str(letters[0]), ok=False)
     assert again.returncode == 1 and "already retried" in again.stdout
@@ -63,7 +63,8 @@ def test_discard_and_purge(db, process_env, letters):
     missing_reason = cli(process_env, "dlq", "discard", str(letters[0]), ok=False)
     assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
     cli(process_env, "dlq", "discard", str(letters[0]), "--reason", "duplicate lead")
-    assert db.execute("SELECT status FROM dead_letters WHERE id = %s", (letters[0],)).fetchone()["status"] == "discarded"
+    status = db.execute("SELECT status FROM dead_letters WHERE id = %s", (letters[0],)).fetchone()["status"]
+    assert status == "discarded"
     db.execute("UPDATE dead_letters SET failed_at = now() - interval '10 days'")
     assert "purged 3" in cli(process_env, "dlq", "purge", "--older-than", "7").stdout
 

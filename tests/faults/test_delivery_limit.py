@@ -31,7 +31,8 @@ from cep_automation.middleware.delivery_limit import (
 from cep_automation.records import job_state
 
 STUB_ORDER_ISSUE = os.environ.get("CEP_DELIVERY_LIMIT_STUB_TESTS") != "1"
-STUB_ORDER_REASON = "hangs on the shared StubBroker after other stub tests; run alone with CEP_DELIVERY_LIMIT_STUB_TESTS=1"
+STUB_ORDER_REASON = ("hangs on the shared StubBroker after other stub tests; "
+                     "run alone with CEP_DELIVERY_LIMIT_STUB_TESTS=1")
 
 
 @pytest.fixture

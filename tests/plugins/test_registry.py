@@ -7,9 +7,9 @@ import pytest
 import cep_automation
 from cep_automation.plugins import Registry, collect_integrations, manager
 from cep_automation.plugins.default_alerts import LogAlerts
+from cep_automation.plugins.integration import Integration
 
 BUILTINS = [manager.builtin_name(module) for module in manager.DEFAULT_PLUGINS]
-from cep_automation.plugins.integration import Integration
 
 
 class Pager(Integration):

@@ -118,7 +118,7 @@ def test_lifecycle_on_a_bucket_without_rules(storage):
 def test_rotate_deletes_only_old_objects_under_the_prefix(storage):
     for key in ("backups/1.dump", "backups/2.dump", "media/keep.tar"):
         storage.upload(key, io.BytesIO(b"x"))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     assert storage.rotate("backups/", 30, now=now + dt.timedelta(days=10)) == []
     assert sorted(storage.rotate("backups/", 30, now=now + dt.timedelta(days=31))) == ["backups/1.dump",
                                                                                       "backups/2.dump"]

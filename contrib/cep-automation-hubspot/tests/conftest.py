@@ -10,9 +10,8 @@ import pytest
 # So the tests run whether or not cep-automation-hubspot is pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cep_automation_hubspot import HubSpotCRM, HubSpotSettings  # noqa: E402
-
 from cep_automation.testing.fake_hubspot import FakeHubSpot  # noqa: E402
+from cep_automation_hubspot import HubSpotCRM, HubSpotSettings  # noqa: E402
 
 TOKEN = "pat-eu1-test-token"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import cep_automation_hubspot
 import pytest
 
+import cep_automation_hubspot
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import collect_integrations, manager
 from cep_automation.plugins.kinds import Contact

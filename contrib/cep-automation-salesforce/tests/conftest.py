@@ -10,9 +10,8 @@ import pytest
 # So the tests run whether or not cep-automation-salesforce is pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cep_automation_salesforce import SalesforceCRM, SalesforceSettings  # noqa: E402
-
 from cep_automation.testing.fake_salesforce import FakeSalesforce  # noqa: E402
+from cep_automation_salesforce import SalesforceCRM, SalesforceSettings  # noqa: E402
 
 TOKEN = "00Dxx0000001gPL!sf-test-token"
 

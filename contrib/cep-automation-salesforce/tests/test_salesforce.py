@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import cep_automation_salesforce
 import pytest
 
+import cep_automation_salesforce
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.kinds import Contact
 from cep_automation.testing.fake_salesforce import FakeSalesforce

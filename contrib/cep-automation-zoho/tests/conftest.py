@@ -10,9 +10,8 @@ import pytest
 # So the tests run whether or not cep-automation-zoho is pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cep_automation_zoho import ZohoCRM, ZohoSettings  # noqa: E402
-
 from cep_automation.testing.fake_zoho import FakeZoho  # noqa: E402
+from cep_automation_zoho import ZohoCRM, ZohoSettings  # noqa: E402
 
 TOKEN = "1000.zoho-test-token.abc"
 
