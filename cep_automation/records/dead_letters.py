@@ -17,14 +17,12 @@ from psycopg.types.json import Jsonb
 
 from cep_automation import options as opt
 from cep_automation.db import connection
-from cep_automation.errors import CepError
+from cep_automation.errors import CepError, DeadLetterNotFound
 from cep_automation.records.spool import Spool
 
 STATUSES = ("dead", "retried", "discarded")
-
-
-class DeadLetterNotFound(CepError):
-    """No dead letter has that id."""
+__all__ = ["STATUSES", "SPOOL", "DeadLetter", "DeadLetterNotFound", "discard", "flush_spool", "get_letter",
+           "list_letters", "mark_retried", "purge", "record", "retryable", "stats"]
 
 
 @dataclass

@@ -111,3 +111,24 @@ def append_log(message_id: str, line: str) -> None:
         pipe.expire(log_key, KEEP_FAILED_S)
 
     writer.submit(write)
+
+
+def scan_jobs(limit: int) -> dict[str, dict[str, Any]]:
+    """Up to ``limit`` job records found in Redis (a bounded scan), by message id: state, actor, queue, progress."""
+    client, prefix = get_redis(), key("job", "")
+    names = []
+    for name in client.scan_iter(match=prefix + "*", count=500):
+        if not name.endswith(b":log"):
+            names.append(name)
+        if len(names) >= limit:
+            break
+    pipe = client.pipeline()
+    for name in names:
+        pipe.hmget(name, "state", "actor", "queue", "progress", "updated_at")
+    jobs = {}
+    for name, (state, actor, queue, progress, updated) in zip(names, pipe.execute() if names else [], strict=True):
+        if state:
+            jobs[name.decode()[len(prefix):]] = {
+                "state": state.decode(), "actor": (actor or b"").decode(), "queue": (queue or b"").decode(),
+                "progress": int(progress or 0), "updated_at": float(updated or 0)}
+    return jobs

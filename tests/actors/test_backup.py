@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from cep_automation.actors import backup_daily
-from cep_automation.actors.backup import BackupBusy, BackupLock
+from cep_automation.actors.backup import BackupLock
 from cep_automation.domain import backups
-from cep_automation.errors import PermanentError
+from cep_automation.errors import BackupBusy, PermanentError
 from cep_automation.runtime.integrations import reset_registry
 from cep_automation.settings import get_settings
 

@@ -19,7 +19,7 @@ import psutil
 import psycopg
 import pytest
 
-from cep_automation.dev.embedded import free_port
+from cep_automation.testing.ports import free_port
 from cep_automation.testing.processes import CLI, wait_for
 
 pytestmark = pytest.mark.slow

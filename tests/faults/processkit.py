@@ -20,8 +20,8 @@ from pathlib import Path
 
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
-from cep_automation.dev.embedded import free_port
 from cep_automation.testing import wait_for
+from cep_automation.testing.ports import free_port
 
 LEAD_QUEUES = ("leads", "leads.DQ")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-# Test modules import sample_actors (which declares the testing.* actors) from this folder; importing
-# it here would be too early: conftest files may load before the test services are configured.
-sys.path.insert(0, str(Path(__file__).parent))
+# Test modules import sample_actors (which declares the testing.* actors) from this folder, which pytest
+# puts on sys.path (rootdir-relative "prepend" import mode); importing it here would be too early: conftest
+# files may load before the test services are configured.
 
 
 @pytest.fixture

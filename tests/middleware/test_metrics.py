@@ -8,8 +8,8 @@ import urllib.request
 import pytest
 from sample_actors import noop, steps_actor
 
-from cep_automation.dev.embedded import free_port
 from cep_automation.records import metrics
+from cep_automation.testing.ports import free_port
 
 
 def sample(text: str, name: str, **labels: str) -> float:

@@ -11,9 +11,9 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation.dev.embedded import free_port
 from cep_automation.records import job_state
 from cep_automation.testing import wait_for
+from cep_automation.testing.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from types import SimpleNamespace
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 
 from cep_automation.testing import CLI, wait_for
+from cep_automation.testing.ports import free_port
 
 API_TOKEN = "test-api-token-9f8e7d6c5b4a"
 APP_SECRET = "test-meta-app-secret-123"
@@ -70,12 +70,6 @@ def client(server):
 def anonymous(server):
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

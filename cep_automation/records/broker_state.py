@@ -1,0 +1,83 @@
+"""What the Dramatiq Redis broker holds, read in one place: queues, delay queues, acks and heartbeats.
+
+These keys are Dramatiq's layout, not ours (``<namespace>:<queue>`` is the list of waiting ids,
+``<queue>.msgs`` the payloads, ``.DQ`` the delay queue, ``__acks__.<worker>.<queue>`` what a worker
+holds, ``__heartbeats__`` a sorted set of worker ids by last beat). The dashboard, the health check
+and ``queue_length`` read them through this module only, so a Dramatiq upgrade that changes them
+has one place to mend.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+from cep_automation.db.redis_client import get_redis
+from cep_automation.queues import POLICIES
+from cep_automation.settings import get_settings
+
+HEARTBEAT_WINDOW_MS = 60_000
+
+
+def queue_names() -> list[str]:
+    """Every queue of the policy table, sorted."""
+    return sorted({p.queue for p in POLICIES})
+
+
+def broker_key(*parts: str) -> str:
+    """A key of the Dramatiq Redis broker (``<namespace>:<queue>`` …), not one of ours."""
+    return ":".join((get_settings().cep_namespace, *parts))
+
+
+def waiting_and_delayed() -> dict[tuple[str, str], int]:
+    """(queue, "waiting"|"delayed") → messages in the broker's queue lists, one pipelined round trip."""
+    pipe, wanted = get_redis().pipeline(), []
+    for queue in queue_names():
+        for state, suffix in (("waiting", ""), ("delayed", ".DQ")):
+            pipe.llen(broker_key(queue + suffix))
+            wanted.append((queue, state))
+    return dict(zip(wanted, pipe.execute(), strict=True))
+
+
+def workers_seen(exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Broker processes whose heartbeat is under a minute old, with how many messages each is processing."""
+    client, now_ms = get_redis(), int(time.time() * 1000)
+    beats = cast(list[tuple[bytes, float]], client.zrangebyscore(
+        broker_key("__heartbeats__"), now_ms - HEARTBEAT_WINDOW_MS, "+inf", withscores=True))
+    seen = {member.decode(): score for member, score in beats if member.decode() not in exclude}
+    ids = list(seen)
+    pipe = client.pipeline()
+    for worker_id in ids:
+        for queue in queue_names():
+            pipe.scard(broker_key(f"__acks__.{worker_id}.{queue}"))
+    counts = pipe.execute() if ids else []
+    per_worker = len(queue_names())
+    return [{"id": worker_id, "last_seen_s": max(0.0, (now_ms - seen[worker_id]) / 1000),
+             "active": sum(counts[index * per_worker:(index + 1) * per_worker])}
+            for index, worker_id in enumerate(ids)]
+
+
+def held_counts(worker_ids: list[str]) -> dict[tuple[str, str], int]:
+    """(queue, "active"|"delayed") → messages that workers hold: processing, or waiting for their retry time."""
+    pipe, wanted = get_redis().pipeline(), []
+    for worker_id in worker_ids:
+        for queue in queue_names():
+            for state, suffix in (("active", ""), ("delayed", ".DQ")):
+                pipe.scard(broker_key(f"__acks__.{worker_id}.{queue}{suffix}"))
+                wanted.append((queue, state))
+    totals: dict[tuple[str, str], int] = {}
+    for where, count in zip(wanted, pipe.execute() if wanted else [], strict=True):
+        totals[where] = totals.get(where, 0) + count
+    return totals
+
+
+def queued_payload(queue: str, message_id: str) -> dict[str, Any] | None:
+    """The payload of a message still held by the broker (waiting, delayed or being processed)."""
+    client = get_redis()
+    for name in (f"{queue}.msgs", f"{queue}.DQ.msgs"):
+        raw = client.hget(broker_key(name), message_id) if queue else None
+        if raw:
+            message = json.loads(raw)
+            return {"args": message.get("args", []), "kwargs": message.get("kwargs", {})}
+    return None
