@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins import ga4
 from cep_automation.plugins.ga4 import GA4
-from cep_automation.plugins.kinds import Metrics
+from cep_automation.plugins.kinds import CampaignMetrics
 from cep_automation.settings import load_settings
 from cep_automation.testing.fake_ga4 import FakeGA4
 
@@ -65,7 +65,7 @@ def analytics(settings_for):
 
 def test_raw_token_report_sends_the_documented_body(fake, analytics):
     fake.add_row("spring-2026", sessions=120, key_events=7, date="20260305")
-    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == Metrics(clicks=120, leads=7)
+    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == CampaignMetrics(clicks=120, leads=7)
     (request,) = fake.requests
     assert request.path == f"/v1beta/properties/{PROPERTY}:runReport"
     assert request.headers["authorization"] == f"Bearer {RAW_TOKEN}"
@@ -83,21 +83,21 @@ def test_only_the_campaign_and_period_are_counted(fake, analytics):
     fake.add_row("spring-2026", 20, 2, date="20260330")
     fake.add_row("spring-2026", 999, 99, date="20260401")  # after the period
     fake.add_row("autumn-2026", 50, 50, date="20260310")  # another campaign
-    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == Metrics(clicks=120, leads=7)
+    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == CampaignMetrics(clicks=120, leads=7)
 
 
 @pytest.mark.parametrize("omit", [True, False])
 def test_no_rows_is_zeros(omit, settings_for):
     with FakeGA4(PROPERTY, tokens=(RAW_TOKEN,), omit_empty_rows=omit) as empty:
         settings = settings_for(ga4_property_id=PROPERTY, ga4_credentials=RAW_TOKEN, ga4_base_url=empty.base_url)
-        assert GA4(settings).campaign_metrics("nobody", SINCE, UNTIL) == Metrics()
+        assert GA4(settings).campaign_metrics("nobody", SINCE, UNTIL) == CampaignMetrics()
 
 
 def test_service_account_gets_a_readonly_token_and_reuses_it(fake, key_file, settings_for):
     fake.add_row("spring-2026", 10, 1, date="20260305")
     analytics = GA4(settings_for(ga4_property_id=PROPERTY, ga4_credentials=str(key_file)))
-    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == Metrics(clicks=10, leads=1)
-    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == Metrics(clicks=10, leads=1)
+    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == CampaignMetrics(clicks=10, leads=1)
+    assert analytics.campaign_metrics("spring-2026", SINCE, UNTIL) == CampaignMetrics(clicks=10, leads=1)
     token_requests = [r for r in fake.requests if r.path == "/token"]
     reports = [r for r in fake.requests if r.path.endswith(":runReport")]
     assert len(token_requests) == 1 and len(reports) == 2
@@ -109,7 +109,7 @@ def test_service_account_gets_a_readonly_token_and_reuses_it(fake, key_file, set
 
 def test_service_account_key_given_inline(fake, key_file, settings_for):
     analytics = GA4(settings_for(ga4_property_id=PROPERTY, ga4_credentials=key_file.read_text()))
-    assert analytics.campaign_metrics("x", SINCE, UNTIL) == Metrics() and len(fake.assertions) == 1
+    assert analytics.campaign_metrics("x", SINCE, UNTIL) == CampaignMetrics() and len(fake.assertions) == 1
 
 
 def test_a_refused_key_is_permanent(fake, key_file, settings_for):
