@@ -5,7 +5,8 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 1. ``AgeLimit``, ``TimeLimit``, ``ShutdownNotifications``, ``Callbacks``, ``Pipelines`` — Dramatiq's defaults
 2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
 3. ``PeriodiqMiddleware`` — carries the ``periodic`` actor option, skips stale ticks
-4. ``PayloadValidation`` — rejects a bad payload at ``send()``; fails it without retries when processed
+4. ``PayloadValidation`` — checks the payload again when processed (the producer checked it at
+   enqueue, in ``runtime/enqueue.py``); an invalid one fails without retries
 5. ``DeliveryLimit`` — dead-letters a message whose deliveries keep killing their worker (``PoisonMessage``)
 6. ``Idempotency`` — skips a delivery whose key already ran or is running
 7. ``Metrics`` — Prometheus counters and histograms; forks the ``/metrics`` endpoint

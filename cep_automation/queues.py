@@ -1,7 +1,7 @@
 """The queue policy table: one row per job, declared once as data.
 
 Actors take their Dramatiq options from here (see :func:`actor_options`), so the attempts,
-backoff and time limits in DESIGN.md live in exactly one place.
+backoff and time limits of docs/architecture.md live in exactly one place.
 """
 
 from __future__ import annotations
