@@ -120,6 +120,9 @@ def stub_worker(stub_broker: Any) -> Iterator[Any]:
     worker.start()
     yield worker
     worker.stop()
+    # Dramatiq leaves the stopped worker's hook on the broker: a queue declared later would get a consumer
+    # in that dead worker, which takes messages nobody processes (and StubBroker.join waits for ever).
+    stub_broker.middleware[:] = [m for m in stub_broker.middleware if getattr(m, "worker", None) is not worker]
 
 
 @pytest.fixture

@@ -7,12 +7,6 @@ delivery would have left in Redis; ``test_poison_message.py`` kills real worker 
 from __future__ import annotations
 
 import logging
-
-# Known issue: on the session's shared StubBroker these stub-worker tests hang in StubBroker.join when other
-# stub-worker tests ran earlier in the same session (they pass alone: CEP_DELIVERY_LIMIT_STUB_TESTS=1 pytest
-# tests/faults/test_delivery_limit.py). The behaviour itself is proven with real worker processes in
-# test_poison_message.py. To investigate: give these tests a private StubBroker.
-import os  # noqa: E402
 from types import SimpleNamespace
 
 import dramatiq
@@ -29,10 +23,6 @@ from cep_automation.middleware.delivery_limit import (
     deliveries_key,
 )
 from cep_automation.records import job_state
-
-STUB_ORDER_ISSUE = os.environ.get("CEP_DELIVERY_LIMIT_STUB_TESTS") != "1"
-STUB_ORDER_REASON = ("hangs on the shared StubBroker after other stub tests; "
-                     "run alone with CEP_DELIVERY_LIMIT_STUB_TESTS=1")
 
 
 @pytest.fixture
@@ -92,7 +82,6 @@ def run(stub_broker, stub_worker, message):
     stub_worker.join()
 
 
-@pytest.mark.skipif(STUB_ORDER_ISSUE, reason=STUB_ORDER_REASON)
 def test_past_the_limit_the_message_is_dead_lettered_unrun(limited, stub_broker, stub_worker, redis_client, db,
                                                            flush_audit):
     count, calls = limited.count, limited.calls
@@ -114,7 +103,6 @@ def test_past_the_limit_the_message_is_dead_lettered_unrun(limited, stub_broker,
     assert redis_client.get(deliveries_key(message.message_id)) is None
 
 
-@pytest.mark.skipif(STUB_ORDER_ISSUE, reason=STUB_ORDER_REASON)
 def test_up_to_the_limit_it_runs_and_a_finished_attempt_resets_the_count(limited, stub_broker, stub_worker,
                                                                           redis_client, db):
     count, calls = limited.count, limited.calls
@@ -125,7 +113,6 @@ def test_up_to_the_limit_it_runs_and_a_finished_attempt_resets_the_count(limited
     assert db.execute("SELECT count(*) AS n FROM dead_letters").fetchone()["n"] == 0
 
 
-@pytest.mark.skipif(STUB_ORDER_ISSUE, reason=STUB_ORDER_REASON)
 def test_the_actor_option_sets_its_own_limit(limited, stub_broker, stub_worker, redis_client, db):
     message = crashed_before(limited.fragile, 1, redis_client)
     run(stub_broker, stub_worker, message)
@@ -134,7 +121,6 @@ def test_the_actor_option_sets_its_own_limit(limited, stub_broker, stub_worker, 
     assert (letter["error_type"], letter["attempts"]) == (ERROR_TYPE, 2)
 
 
-@pytest.mark.skipif(STUB_ORDER_ISSUE, reason=STUB_ORDER_REASON)
 def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, stub_worker, redis_client, db):
     # Given an actor that may be delivered once without finishing, and fails four times before it succeeds
     # When it runs: five deliveries of the same message id, each attempt ending normally
@@ -146,7 +132,6 @@ def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, st
     assert db.execute("SELECT count(*) AS n FROM dead_letters").fetchone()["n"] == 0
 
 
-@pytest.mark.skipif(STUB_ORDER_ISSUE, reason=STUB_ORDER_REASON)
 def test_without_redis_it_cannot_count_and_lets_the_message_run(limited, stub_broker, stub_worker, monkeypatch,
                                                                 caplog):
     count, calls = limited.count, limited.calls
