@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.default_alerts import SEVERITIES
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import HttpClient
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration
 from cep_automation.plugins.kinds import Alerts
 from cep_automation.redact import redact
+from cep_automation.settings import Settings
 
 COLORS = {"low": "#439FE0", "medium": "#ECB22E", "high": "#E01E5A", "critical": "#7A0019"}
 WEBHOOK_CLIENT = "alert-webhook"
@@ -48,7 +49,7 @@ class _HideWebhookPath(logging.Filter):
 logging.getLogger(f"cep_automation.plugins.http.{WEBHOOK_CLIENT}").addFilter(_HideWebhookPath())
 
 
-class WebhookAlerts(Alerts):
+class WebhookAlerts(HttpIntegration, Alerts):
     """Posts ``{"text": "[SEVERITY] title\\nbody", "attachments": [{color, fields}]}`` to a Slack-style webhook.
 
     Parameters:
@@ -60,24 +61,25 @@ class WebhookAlerts(Alerts):
 
     name = "webhook"
     required_settings = ("cep_alert_webhook_url",)
+    default_timeout = (5.0, 10.0)
+    client_name = WEBHOOK_CLIENT
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (5.0, 10.0)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    @property
+    def base_url(self) -> str:
+        """Scheme and host of the webhook URL; the path, which holds the secret, is sent per request."""
+        url = urlsplit(self.settings.cep_alert_webhook_url)
+        return f"{url.scheme}://{url.netloc}"
 
     def send(self, severity: str, title: str, body: str = "", **context: Any) -> None:
         check_severity(severity)
         url = urlsplit(self.settings.cep_alert_webhook_url)
         path = url.path + (f"?{url.query}" if url.query else "")
-        client = HttpClient(WEBHOOK_CLIENT, f"{url.scheme}://{url.netloc}", timeout=self.timeout)
         try:
-            client.post(path, json=webhook_payload(severity, title, body, context))
+            self.client().post(path, json=webhook_payload(severity, title, body, context))
         except TransientError as exc:
             raise TransientError(_hide(str(exc), path), retry_after=exc.retry_after) from None
         except PermanentError as exc:
             raise PermanentError(_hide(str(exc), path)) from None
-        finally:
-            client.close()
 
 
 def webhook_payload(severity: str, title: str, body: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +171,6 @@ def smtp_error(exc: Exception) -> Exception:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(WebhookAlerts(settings))
     register(EmailAlerts(settings))

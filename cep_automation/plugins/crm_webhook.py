@@ -13,9 +13,10 @@ import json
 from typing import Any
 
 from cep_automation.errors import PermanentError
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import CONNECT_TIMEOUT_S, READ_TIMEOUT_S, HttpClient
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration
 from cep_automation.plugins.kinds import CRM, Contact
+from cep_automation.settings import Settings
 
 SIGNATURE_HEADER = "X-CEP-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -49,7 +50,7 @@ def lead_body(contact: Contact, key: str) -> dict[str, Any]:
     }
 
 
-class WebhookCRM(CRM):
+class WebhookCRM(HttpIntegration, CRM):
     """Sends leads to any HTTP endpoint that upserts them (a small CRM bridge, Zapier, Make, …).
 
     Parameters:
@@ -62,10 +63,7 @@ class WebhookCRM(CRM):
 
     name = "webhook"
     required_settings = ("crm_webhook_url", "crm_webhook_secret")
-
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    base_url_setting = "crm_webhook_url"
 
     def upsert_lead(self, contact: Contact) -> str:
         """POST the signed lead; return the receiver's ``id``, or our key if it answered none."""
@@ -76,12 +74,7 @@ class WebhookCRM(CRM):
             SIGNATURE_HEADER: sign(self.settings.crm_webhook_secret.get_secret_value(), raw),
             IDEMPOTENCY_HEADER: key,
         }
-        url = self.settings.crm_webhook_url
-        client = HttpClient(self.name, url, timeout=self.timeout)
-        try:
-            response = client.post(url, data=raw, headers=headers)
-        finally:
-            client.close()
+        response = self.client().post(self.base_url, data=raw, headers=headers)
         return receiver_id(response.content, key)
 
 
@@ -96,5 +89,5 @@ def receiver_id(content: bytes, fallback: str) -> str:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(WebhookCRM(settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.kinds import Alerts
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -26,5 +26,5 @@ class LogAlerts(Alerts):
 
 
 @hookimpl(trylast=True)
-def register_integrations(register):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register) -> None:
     register(LogAlerts(settings=None))

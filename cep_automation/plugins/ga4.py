@@ -17,15 +17,11 @@ from typing import Any
 import requests
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
-    retry_after_seconds,
-)
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
 from cep_automation.plugins.kinds import Analytics, CampaignMetrics
 from cep_automation.redact import redact
+from cep_automation.settings import Settings
 
 SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 QUOTA_BACKOFF_S = 60.0  # RESOURCE_EXHAUSTED without Retry-After: the hourly and concurrency quotas free up
@@ -70,7 +66,7 @@ def metrics_of(report: dict[str, Any]) -> CampaignMetrics:
     return CampaignMetrics(clicks=totals["sessions"], leads=totals["keyEvents"])
 
 
-class GA4(Analytics):
+class GA4(HttpIntegration, Analytics):
     """Reads campaign sessions and key events from one GA4 property.
 
     Parameters:
@@ -83,21 +79,21 @@ class GA4(Analytics):
 
     name = "ga4"
     required_settings = ("ga4_property_id", "ga4_credentials")
+    base_url_setting = "ga4_base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] | None = None) -> None:
+        super().__init__(settings, timeout=timeout)
         self._credentials: Any = None  # google-auth service-account credentials, built on first use
         self._lock = threading.Lock()  # campaign.sync calls from several threads
 
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
+
     def campaign_metrics(self, tracking_tag: str, since: dt.date, until: dt.date) -> CampaignMetrics:
+        # Per request, not in headers(): a service account's token expires and is fetched again.
         headers = {"Authorization": f"Bearer {self.access_token()}"}
-        client = HttpClient(self.name, self.settings.ga4_base_url, classify=classify, timeout=self.timeout)
-        try:
-            report = client.post(f"/properties/{self.settings.ga4_property_id}:runReport",
-                                 json=report_request(tracking_tag, since, until), headers=headers).json()
-        finally:
-            client.close()
+        report = self.client().post(f"/properties/{self.settings.ga4_property_id}:runReport",
+                                    json=report_request(tracking_tag, since, until), headers=headers).json()
         return metrics_of(report)
 
     def access_token(self) -> str:
@@ -121,10 +117,13 @@ def load_service_account(secret: str) -> Any:
     """google-auth credentials from the key JSON or its path; PermanentError (without the key) if unusable."""
     from google.oauth2 import service_account
 
+    factory = service_account.Credentials
     try:
         if secret.startswith("{"):
-            return service_account.Credentials.from_service_account_info(json.loads(secret), scopes=[SCOPE])
-        return service_account.Credentials.from_service_account_file(secret, scopes=[SCOPE])
+            return factory.from_service_account_info(  # type: ignore[no-untyped-call]  # google-auth is unannotated
+                json.loads(secret), scopes=[SCOPE])
+        return factory.from_service_account_file(  # type: ignore[no-untyped-call]  # google-auth is unannotated
+            secret, scopes=[SCOPE])
     except FileNotFoundError:
         raise PermanentError(f"ga4: GA4_CREDENTIALS names a file that does not exist: {secret}") from None
     except (OSError, ValueError, KeyError) as exc:
@@ -150,5 +149,5 @@ def refresh(credentials: Any, timeout: tuple[float, float]) -> None:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(GA4(settings))

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pluggy
+
+from cep_automation.plugins.integration import Integration
+
+if TYPE_CHECKING:
+    import click
+
+    from cep_automation.settings import Settings
 
 hookspec = pluggy.HookspecMarker("cep_automation")
 hookimpl = pluggy.HookimplMarker("cep_automation")
 
+# The type of ``register_integrations``' ``register`` argument, for plugins that annotate their hooks.
+Register = Callable[[Integration], None]
+
 
 @hookspec
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     """Register external-service integrations by calling ``register(integration)``.
 
     :param register: callable taking one :class:`~cep_automation.plugins.integration.Integration`.
@@ -18,7 +31,7 @@ def register_integrations(register, settings):  # type: ignore[no-untyped-def]
 
 
 @hookspec
-def register_commands(cli):  # type: ignore[no-untyped-def]
+def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``cep-automation`` command line.
 
     :param cli: the root ``click.Group``.

@@ -1,4 +1,4 @@
-"""The HTTP client every built-in integration uses: timeouts, Retry-After, error classes, redacted logs.
+"""The HTTP client and base class every HTTP integration uses: timeouts, Retry-After, error classes, redacted logs.
 
 Each response that is not a success becomes an exception a job can act on:
 
@@ -10,19 +10,28 @@ Each response that is not a success becomes an exception a job can act on:
 
 Log lines carry method, path, status and time; never headers, bodies or secret query parameters,
 and emails and phones are masked.
+
+An integration subclasses :class:`HttpIntegration` (and a kind from :mod:`cep_automation.plugins.kinds`),
+names the setting holding its API root in ``base_url_setting``, and overrides ``headers``, ``auth``
+or ``classify``; it then calls its API through ``self.client()``.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import os
+import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import Any
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, ClassVar
 
 import requests
 
 from cep_automation.errors import PermanentError, TransientError
+from cep_automation.plugins.integration import Integration
 from cep_automation.redact import redact
 
 CONNECT_TIMEOUT_S = 5.0
@@ -77,7 +86,11 @@ class HttpClient:
         self.session = requests.Session()
         self.session.headers.update(headers or {})
         self.session.auth = auth
+        # Every request stands alone, also on a kept session: cookies an API sets are never sent back.
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.logger = logging.getLogger(f"cep_automation.plugins.http.{name}")
+        # A client cached by a thread that has ended still closes its connections when collected.
+        self._close = weakref.finalize(self, self.session.close)
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send a request; return the response if 2xx/3xx, else raise the classified error."""
@@ -103,4 +116,67 @@ class HttpClient:
         return self.request("POST", path, **kwargs)
 
     def close(self) -> None:
-        self.session.close()
+        self._close()
+
+
+class HttpIntegration(Integration):
+    """An integration that calls one HTTP API through an :class:`HttpClient`.
+
+    Subclasses set ``base_url_setting`` (the setting holding the API root) and may override
+    :meth:`headers` (authorization), :meth:`auth` (a ``requests`` auth object) and :meth:`classify`
+    (API-specific error bodies). Each thread gets its own client, built on first use and kept for
+    the integration's life (a ``requests.Session`` is not thread-safe; keeping it reuses connections).
+
+    Parameters:
+      settings: the core settings, or the plugin's own settings object (see ``settings_prefix``).
+      timeout: (connect, read) seconds for each request; ``default_timeout`` when not given.
+    """
+
+    base_url_setting: ClassVar[str] = ""
+    default_timeout: ClassVar[tuple[float, float]] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+    client_name: ClassVar[str] = ""  # the name in errors and log lines, when not the integration's name
+
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] | None = None) -> None:
+        super().__init__(settings)
+        self.timeout = timeout or self.default_timeout
+        self._local = threading.local()
+
+    @property
+    def base_url(self) -> str:
+        """The API root, from the ``base_url_setting`` setting; PermanentError if it is empty."""
+        value = getattr(self.settings, self.base_url_setting, None) if self.base_url_setting else None
+        if not value:
+            setting = self.variable(self.base_url_setting or "base_url")
+            raise PermanentError(f"{self.name}: not configured: set {setting}")
+        return str(value)
+
+    def headers(self) -> dict[str, str]:
+        """Headers sent with every request (e.g. ``Authorization``; never logged)."""
+        return {}
+
+    def auth(self) -> Any:
+        """A ``requests`` auth object (a ``(user, password)`` tuple or an ``AuthBase``), or None."""
+        return None
+
+    def classify(self, response: requests.Response) -> Exception | None:
+        """The error for an error response, or None to decide by status (see the module docstring)."""
+        return None
+
+    def client(self) -> HttpClient:
+        """This thread's client, built on first use (and again in a forked process)."""
+        client: HttpClient | None = getattr(self._local, "client", None)
+        if client is None or self._local.pid != os.getpid():
+            client = self._local.client = self.new_client()
+            self._local.pid = os.getpid()
+        return client
+
+    def new_client(self) -> HttpClient:
+        return HttpClient(self.client_name or self.name, self.base_url, headers=self.headers(), auth=self.auth(),
+                          classify=self.classify, timeout=self.timeout)
+
+    def close(self) -> None:
+        """Close this thread's client; the next call builds a new one."""
+        client: HttpClient | None = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            client.close()

@@ -22,19 +22,29 @@ class Integration:
     """An external service a job can call.
 
     Subclasses set ``name`` and ``kind`` and list the settings they cannot work without in
-    ``required_settings``; an integration missing one is disabled and says which.
+    ``required_settings``; an integration missing one is disabled and says which. A plugin with
+    its own settings class (``HUBSPOT_TOKEN`` read as ``token``) sets ``settings_prefix`` to the
+    class's environment prefix, so the reason names the variable an operator sets.
+
+    Parameters:
+      settings: the core :class:`~cep_automation.settings.Settings`, or the plugin's own settings object.
     """
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     required_settings: ClassVar[tuple[str, ...]] = ()
+    settings_prefix: ClassVar[str] = ""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
 
+    def variable(self, setting: str) -> str:
+        """The environment variable of a setting: ``token`` → ``HUBSPOT_TOKEN`` with prefix ``HUBSPOT_``."""
+        return self.settings_prefix + setting.upper()
+
     def disabled_reason(self) -> str | None:
         """Why this integration cannot run, or None when it can."""
-        missing = [name.upper() for name in self.required_settings if not getattr(self.settings, name, None)]
+        missing = [self.variable(name) for name in self.required_settings if not getattr(self.settings, name, None)]
         if missing:
             return "not configured: set " + ", ".join(missing)
         return None

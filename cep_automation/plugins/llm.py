@@ -15,10 +15,11 @@ from types import ModuleType
 from typing import Any
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import retry_after_seconds
 from cep_automation.plugins.kinds import LLM, Completion
 from cep_automation.redact import redact
+from cep_automation.settings import Settings
 
 # The seed's model choices; anything containing "/" is taken as a litellm "provider/model" id.
 MODEL_ALIASES = {
@@ -151,5 +152,5 @@ def _cost(litellm: ModuleType, response: Any) -> float:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(LiteLLM(settings))

@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from mailchimp3 import MailChimp  # type: ignore[import-untyped]
-from mailchimp3.mailchimpclient import MailChimpError  # type: ignore[import-untyped]
+from mailchimp3 import MailChimp  # type: ignore[import-untyped]  # mailchimp3 ships no type hints
+from mailchimp3.mailchimpclient import MailChimpError  # type: ignore[import-untyped]  # no type hints either
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
@@ -28,6 +28,7 @@ from cep_automation.plugins.http import (
 )
 from cep_automation.plugins.kinds import Contact, EmailMarketing
 from cep_automation.redact import redact
+from cep_automation.settings import Settings
 
 logger = logging.getLogger("cep_automation.plugins.http.mailchimp")
 
@@ -107,7 +108,7 @@ class Mailchimp(EmailMarketing):
     def base_url(self) -> str:
         """The API root, ending in ``/`` because mailchimp3 joins paths onto it with ``urljoin``."""
         if self.settings.mailchimp_base_url:
-            return self.settings.mailchimp_base_url.rstrip("/") + "/"
+            return str(self.settings.mailchimp_base_url).rstrip("/") + "/"
         server = self.settings.mailchimp_server or self._api_key().rpartition("-")[2]
         if not re.fullmatch(r"[a-z]+\d+", server or ""):
             raise PermanentError("mailchimp: unknown data center: set MAILCHIMP_SERVER (e.g. us6)")
@@ -163,5 +164,5 @@ def merge_fields(contact: Contact) -> dict[str, str]:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(Mailchimp(settings))

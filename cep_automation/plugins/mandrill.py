@@ -12,15 +12,11 @@ from typing import Any
 import requests
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
-    retry_after_seconds,
-)
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
 from cep_automation.plugins.kinds import TransactionalEmail
 from cep_automation.redact import mask_email, redact
+from cep_automation.settings import Settings
 
 PERMANENT_NAMES = frozenset({"Invalid_Key", "ValidationError", "Unknown_Template", "Unknown_Subaccount",
                              "PaymentRequired"})
@@ -45,7 +41,7 @@ def classify(response: requests.Response) -> Exception | None:
     return None  # an undocumented name: 5xx is retried, 4xx is not
 
 
-class Mandrill(TransactionalEmail):
+class Mandrill(HttpIntegration, TransactionalEmail):
     """Sends Mandrill templates to one recipient.
 
     Parameters:
@@ -59,10 +55,10 @@ class Mandrill(TransactionalEmail):
 
     name = "mandrill"
     required_settings = ("mailchimp_transactional_key",)
+    base_url_setting = "mandrill_base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def send_template(self, template: str, to_email: str, to_name: str, merge_vars: dict[str, str],
                       metadata: dict[str, str]) -> str:
@@ -73,13 +69,10 @@ class Mandrill(TransactionalEmail):
             "template_content": [],
             "message": self._message(to_email, to_name, merge_vars, metadata),
         }
-        client = HttpClient(self.name, self.settings.mandrill_base_url, classify=classify, timeout=self.timeout)
         try:
-            results = client.post("/messages/send-template", json=body).json()
+            results = self.client().post("/messages/send-template", json=body).json()
         except ValueError:
             raise PermanentError("mandrill: send-template answered 2xx without JSON; the email may have gone") from None
-        finally:
-            client.close()
         return delivered_id(results, to_email)
 
     def _message(self, to_email: str, to_name: str, merge_vars: dict[str, str],
@@ -110,5 +103,5 @@ def delivered_id(results: Any, to_email: str) -> str:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(Mandrill(settings))

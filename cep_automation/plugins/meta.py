@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from contextlib import closing
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,14 +17,10 @@ import requests
 
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.graph import GraphError
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
-    retry_after_seconds,
-)
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
 from cep_automation.plugins.kinds import Ads, CampaignMetrics
+from cep_automation.settings import Settings
 
 LEAD_FIELDS = "id,created_time,field_data,form_id,ad_id,campaign_id,is_organic"
 INSIGHT_FIELDS = "campaign_id,campaign_name,impressions,clicks,spend,ctr,cpc,actions,cost_per_action_type"
@@ -67,7 +62,7 @@ def classify(response: requests.Response) -> Exception | None:
     return TransientError(error.describe("meta"), retry_after=retry_after_seconds(response))
 
 
-class MetaGraph(Ads):
+class MetaGraph(HttpIntegration, Ads):
     """Reads leads and campaign insights from the Meta Graph API.
 
     Parameters:
@@ -81,14 +76,16 @@ class MetaGraph(Ads):
 
     name = "meta"
     required_settings = ("meta_access_token",)
+    base_url_setting = "meta_graph_base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.meta_access_token.get_secret_value()}"}
+
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
-        with self._client() as client:
-            lead = client.get(f"/{leadgen_id}", params={"fields": LEAD_FIELDS}).json()
+        lead = self.client().get(f"/{leadgen_id}", params={"fields": LEAD_FIELDS}).json()
         answers: dict[str, str] = {}
         for item in lead.get("field_data") or []:
             values = item.get("values") or [""]
@@ -101,19 +98,14 @@ class MetaGraph(Ads):
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
         }
         rows: list[dict[str, Any]] = []
-        with self._client() as client:
-            for _ in range(MAX_PAGES):
-                page = client.get(f"/{campaign_id}/insights", params=params).json()
-                rows.extend(page.get("data") or [])
-                params = next_params(page)
-                if params is None:
-                    break
+        client = self.client()
+        for _ in range(MAX_PAGES):
+            page = client.get(f"/{campaign_id}/insights", params=params).json()
+            rows.extend(page.get("data") or [])
+            params = next_params(page)
+            if params is None:
+                break
         return sum_rows(rows)
-
-    def _client(self) -> closing[HttpClient]:
-        token = self.settings.meta_access_token.get_secret_value()
-        return closing(HttpClient(self.name, self.settings.meta_graph_base_url, classify=classify,
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=self.timeout))
 
 
 def next_params(page: dict[str, Any]) -> dict[str, str] | None:
@@ -127,9 +119,9 @@ def next_params(page: dict[str, Any]) -> dict[str, str] | None:
 def sum_rows(rows: list[dict[str, Any]]) -> CampaignMetrics:
     """Add up insights rows; a missing metric is 0."""
     return CampaignMetrics(clicks=sum(int(_number(r.get("clicks"))) for r in rows),
-                   impressions=sum(int(_number(r.get("impressions"))) for r in rows),
-                   leads=sum(int(_number(lead_actions(r))) for r in rows),
-                   spend=round(sum(_number(r.get("spend")) for r in rows), 2))
+                           impressions=sum(int(_number(r.get("impressions"))) for r in rows),
+                           leads=sum(int(_number(lead_actions(r))) for r in rows),
+                           spend=round(sum(_number(r.get("spend")) for r in rows), 2))
 
 
 def lead_actions(row: dict[str, Any]) -> Any:
@@ -145,5 +137,5 @@ def _number(value: Any) -> float:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(MetaGraph(settings))

@@ -14,9 +14,10 @@ import threading
 from typing import IO, Any
 
 from cep_automation.errors import CepError, PermanentError, TransientError
-from cep_automation.plugins.hookspecs import hookimpl
+from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.kinds import Storage
 from cep_automation.redact import redact
+from cep_automation.settings import Settings
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum part is 5 MiB; memory use is about one part
 RULE_ID_PREFIX = "cep-expire-"
@@ -149,7 +150,8 @@ class S3Storage(Storage):
     def open(self, key: str) -> IO[bytes]:
         """The object's body as a stream (read in chunks; never loaded whole)."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]  # type: ignore[no-any-return]
+            body: IO[bytes] = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            return body
         except Exception as exc:
             raise s3_error(exc, f"read {key}") from None
 
@@ -211,5 +213,5 @@ class S3Storage(Storage):
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(S3Storage(settings))

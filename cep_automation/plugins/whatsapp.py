@@ -21,15 +21,11 @@ from dramatiq.rate_limits.backends import RedisBackend
 from cep_automation.db.redis_client import get_redis, key
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.graph import GraphError
-from cep_automation.plugins.hookspecs import hookimpl
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
-    retry_after_seconds,
-)
+from cep_automation.plugins.hookspecs import Register, hookimpl
+from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
 from cep_automation.plugins.kinds import Messaging
 from cep_automation.redact import mask_phone
+from cep_automation.settings import Settings
 
 logger = logging.getLogger("cep_automation.plugins.whatsapp.WhatsApp")
 
@@ -83,8 +79,8 @@ class GlobalRateLimit:
     def try_acquire(self) -> bool:
         """Take a slot if one is free now."""
         # Built per call: get_redis() gives each (forked) process its own client.
-        limiter = WindowRateLimiter(RedisBackend(client=get_redis()), key("ratelimit", self.name),
-                                    limit=self.limit, window=self.window)
+        limiter = WindowRateLimiter(  # type: ignore[no-untyped-call]  # dramatiq's rate limiters are unannotated
+            RedisBackend(client=get_redis()), key("ratelimit", self.name), limit=self.limit, window=self.window)
         try:
             with limiter.acquire(raise_on_failure=False) as acquired:
                 return bool(acquired)
@@ -100,7 +96,7 @@ class GlobalRateLimit:
             time.sleep(self.poll_s)
 
 
-class WhatsApp(Messaging):
+class WhatsApp(HttpIntegration, Messaging):
     """Sends WhatsApp messages from the business number ``WHATSAPP_PHONE_NUMBER_ID``.
 
     Parameters:
@@ -117,12 +113,18 @@ class WhatsApp(Messaging):
 
     name = "whatsapp"
     required_settings = ("whatsapp_phone_number_id", "whatsapp_access_token")
+    base_url_setting = "whatsapp_base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
-                 rate_window_s: int = 1, rate_wait_s: float = 1.0) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] | None = None, rate_window_s: int = 1,
+                 rate_wait_s: float = 1.0) -> None:
+        super().__init__(settings, timeout=timeout)
         self.rate_window_s, self.rate_wait_s = rate_window_s, rate_wait_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.whatsapp_access_token.get_secret_value()}"}
+
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def send_template(self, to: str, template: str, language: str, params: list[str]) -> str:
         spec: dict[str, Any] = {"name": template, "language": {"code": language}}
@@ -140,15 +142,10 @@ class WhatsApp(Messaging):
     def _send(self, to: str, message: dict[str, Any], what: str) -> str:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(to), **message}
         self.rate_limit().acquire()
-        token = self.settings.whatsapp_access_token.get_secret_value()
-        client = HttpClient(self.name, self.settings.whatsapp_base_url, headers={"Authorization": f"Bearer {token}"},
-                            classify=classify, timeout=self.timeout)
         try:
-            answer = client.post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body).json()
+            answer = self.client().post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body).json()
         except ValueError:
             raise PermanentError("whatsapp: 2xx answer without JSON; the message may have gone") from None
-        finally:
-            client.close()
         wamid = message_id(answer)
         logger.info("whatsapp: %s to %s accepted as %s", what, mask_phone(to), wamid)
         return wamid
@@ -171,5 +168,5 @@ def message_id(answer: Any) -> str:
 
 
 @hookimpl(trylast=True)
-def register_integrations(register, settings):  # type: ignore[no-untyped-def]
+def register_integrations(register: Register, settings: Settings) -> None:
     register(WhatsApp(settings))
