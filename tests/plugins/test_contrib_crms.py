@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from cep_automation.testing.fake_hubspot import FakeHubSpot
-from cep_automation.testing.fake_salesforce import FakeSalesforce
-from cep_automation.testing.fake_zoho import FakeZoho
 from cep_automation.testing.packages import (
     PackageInstallError,
     install_package,
     with_pythonpath,
 )
 from cep_automation.testing.processes import CLI
+from cep_automation_hubspot.testing import FakeHubSpot
+from cep_automation_salesforce.testing import FakeSalesforce
+from cep_automation_zoho.testing import FakeZoho
 
 CONTRIB = Path(__file__).parents[2] / "contrib"
 CRMS = {  # entry-point name → the variables it cannot work without

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import cep_automation
+from cep_automation.plugins import Register, hookimpl
 from cep_automation_hubspot.crm import ContactExists, HubSpotCRM, classify
 from cep_automation_hubspot.settings import HubSpotSettings
 
 __all__ = ["ContactExists", "HubSpotCRM", "HubSpotSettings", "classify", "register_integrations"]
 
 
-@cep_automation.hookimpl
-def register_integrations(register):  # type: ignore[no-untyped-def]
+@hookimpl
+def register_integrations(register: Register) -> None:
     # Read when the workers collect integrations, so a changed environment needs no reinstall.
     register(HubSpotCRM(HubSpotSettings()))

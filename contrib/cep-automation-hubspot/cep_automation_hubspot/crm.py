@@ -9,19 +9,19 @@ is PATCHed instead. Replays are therefore safe: every path ends on the one conta
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import requests
 
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
+from cep_automation.plugins import (
+    CRM,
+    Contact,
     HttpClient,
+    HttpIntegration,
+    PermanentError,
+    TransientError,
+    redact,
     retry_after_seconds,
 )
-from cep_automation.plugins.kinds import CRM, Contact
-from cep_automation.redact import redact
 from cep_automation_hubspot.settings import ENV_PREFIX
 
 CONTACTS = "/crm/v3/objects/contacts"
@@ -50,8 +50,8 @@ def classify(response: requests.Response) -> Exception | None:
     status, message = response.status_code, str(body.get("message") or "")
     what = redact(f"hubspot: HTTP {status} {body.get('category') or body.get('errorType') or ''}: {message}")
     if status == 429 or body.get("errorType") == "RATE_LIMIT":
-        waited = retry_after_seconds(response)
-        return TransientError(what, retry_after=waited if waited else POLICY_RETRY_S.get(body.get("policyName"), 10.0))
+        waited = retry_after_seconds(response) or POLICY_RETRY_S.get(str(body.get("policyName")), 10.0)
+        return TransientError(what, retry_after=waited)
     found = EXISTING_ID.search(message) if status == 409 else None
     if found:
         return ContactExists(found.group(1), what)
@@ -67,7 +67,7 @@ def contact_properties(contact: Contact) -> dict[str, str]:
     return {name: value for name, value in values.items() if value}
 
 
-class HubSpotCRM(CRM):
+class HubSpotCRM(HttpIntegration, CRM):
     """Creates or updates the HubSpot contact with the lead's email.
 
     Parameters:
@@ -81,31 +81,28 @@ class HubSpotCRM(CRM):
 
     name = "hubspot"
     required_settings = ("token",)
+    settings_prefix = ENV_PREFIX
+    base_url_setting = "base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.token.get_secret_value()}"}
 
-    def disabled_reason(self) -> str | None:
-        missing = [ENV_PREFIX + name.upper() for name in self.required_settings if not getattr(self.settings, name)]
-        return "not configured: set " + ", ".join(missing) if missing else None
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def upsert_lead(self, contact: Contact) -> str:
         """Search by email, then PATCH or create (PATCH after a 409); return the contact id."""
         properties = contact_properties(contact)
         if "email" not in properties:
             raise PermanentError("hubspot: the lead has no email, and HubSpot contacts are matched by email")
-        client = self._client()
+        client = self.client()
+        found = self._search(client, properties["email"])
+        if found:
+            return self._update(client, found, properties)
         try:
-            found = self._search(client, properties["email"])
-            if found:
-                return self._update(client, found, properties)
-            try:
-                return str(client.post(CONTACTS, json={"properties": properties}).json()["id"])
-            except ContactExists as exists:  # search had not caught up with an earlier create
-                return self._update(client, exists.contact_id, properties)
-        finally:
-            client.close()
+            return str(client.post(CONTACTS, json={"properties": properties}).json()["id"])
+        except ContactExists as exists:  # search had not caught up with an earlier create
+            return self._update(client, exists.contact_id, properties)
 
     def _search(self, client: HttpClient, email: str) -> str | None:
         query = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
@@ -116,8 +113,3 @@ class HubSpotCRM(CRM):
     def _update(self, client: HttpClient, contact_id: str, properties: dict[str, str]) -> str:
         client.request("PATCH", f"{CONTACTS}/{contact_id}", json={"properties": properties})
         return contact_id
-
-    def _client(self) -> HttpClient:
-        token = self.settings.token.get_secret_value()
-        return HttpClient(self.name, self.settings.base_url, headers={"Authorization": f"Bearer {token}"},
-                          classify=classify, timeout=self.timeout)

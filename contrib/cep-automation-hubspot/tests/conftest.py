@@ -1,17 +1,11 @@
-"""Fixtures for the HubSpot plugin's tests; the package is imported from this source tree."""
+"""Fixtures for the plugin's tests; they import the installed package (``pip install -e`` it first)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# So the tests run whether or not cep-automation-hubspot is pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cep_automation.testing.fake_hubspot import FakeHubSpot  # noqa: E402
-from cep_automation_hubspot import HubSpotCRM, HubSpotSettings  # noqa: E402
+from cep_automation_hubspot import HubSpotCRM, HubSpotSettings
+from cep_automation_hubspot.testing import FakeHubSpot
 
 TOKEN = "pat-eu1-test-token"
 

@@ -1,4 +1,4 @@
-"""The HubSpot CRM plugin against cep_automation's fake HubSpot (search lag, 409, rate limits, errors)."""
+"""The HubSpot CRM plugin against the package's own fake HubSpot (search lag, 409, rate limits, errors)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import logging
 import pytest
 
 import cep_automation_hubspot
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins import collect_integrations, manager
-from cep_automation.plugins.kinds import Contact
-from cep_automation.settings import get_settings
+from cep_automation.plugins import (
+    Contact,
+    PermanentError,
+    TransientError,
+    collect_integrations,
+    get_plugin_manager,
+    load_plugins,
+    reset_plugins,
+)
 
 ANA = Contact(email="Ana.Garcia@example.com", first_name="Ana", last_name="García", phone="+34600123456",
               external_id="42")
@@ -167,13 +172,13 @@ def test_hook_reads_the_hubspot_variables(no_hubspot_env, monkeypatch, hubspot):
     assert registered[-1].upsert_lead(ANA) in hubspot.contacts
 
 
-def test_plugin_registered_with_the_manager_provides_crm_hubspot(no_hubspot_env):
-    manager.reset_plugins()
-    manager.get_plugin_manager().register(cep_automation_hubspot, name="hubspot")
+def test_plugin_registered_with_the_manager_provides_crm_hubspot(no_hubspot_env, settings_for):
+    reset_plugins()
+    get_plugin_manager().register(cep_automation_hubspot, name="hubspot")
     try:
-        registry = collect_integrations(get_settings())
+        registry = collect_integrations(settings_for())
         assert registry.entries[("crm", "hubspot")].plugin == "hubspot"
         assert "HUBSPOT_TOKEN" in registry.get("crm", "hubspot").disabled_reason()
     finally:
-        manager.reset_plugins()
-        manager.load_plugins(get_settings())
+        reset_plugins()
+        load_plugins(settings_for())

@@ -8,20 +8,19 @@ status alone would mislead (``REQUEST_LIMIT_EXCEEDED`` is a 403 but goes away by
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
+from cep_automation.plugins import (
+    CRM,
+    Contact,
+    HttpIntegration,
+    PermanentError,
+    TransientError,
+    redact,
     retry_after_seconds,
 )
-from cep_automation.plugins.kinds import CRM, Contact
-from cep_automation.redact import redact
 from cep_automation_salesforce.settings import ENV_PREFIX
 
 # The org's allowance is counted over a rolling 24 hours: waiting minutes would not help.
@@ -67,7 +66,7 @@ def record_id(response: requests.Response, fallback: str) -> str:
     return str(found or fallback)
 
 
-class SalesforceCRM(CRM):
+class SalesforceCRM(HttpIntegration, CRM):
     """Creates or updates the Salesforce Lead whose external id field holds our lead id.
 
     Parameters:
@@ -81,14 +80,14 @@ class SalesforceCRM(CRM):
 
     name = "salesforce"
     required_settings = ("instance_url", "token")
+    settings_prefix = ENV_PREFIX
+    base_url_setting = "instance_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.token.get_secret_value()}"}
 
-    def disabled_reason(self) -> str | None:
-        missing = [ENV_PREFIX + name.upper() for name in self.required_settings if not getattr(self.settings, name)]
-        return "not configured: set " + ", ".join(missing) if missing else None
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def upsert_lead(self, contact: Contact) -> str:
         """PATCH the Lead by external id; return its Salesforce Id."""
@@ -96,13 +95,10 @@ class SalesforceCRM(CRM):
         if not external_id:
             raise PermanentError("salesforce: the lead has no id to upsert by")
         path = self._lead_path(external_id)
-        client = self._client()
-        try:
-            response = client.request("PATCH", path, json=lead_fields(contact), allow_redirects=False)
-            if response.status_code == 204:  # v45.0 and older answer an update with no body
-                response = client.get(path, params={"fields": "Id"}, allow_redirects=False)
-        finally:
-            client.close()
+        client = self.client()
+        response = client.request("PATCH", path, json=lead_fields(contact), allow_redirects=False)
+        if response.status_code == 204:  # v45.0 and older answer an update with no body
+            response = client.get(path, params={"fields": "Id"}, allow_redirects=False)
         if response.status_code == 300:
             raise PermanentError(f"salesforce: several Leads have {self.settings.external_id_field}={external_id}; "
                                  "merge them in Salesforce, then retry the job")
@@ -111,8 +107,3 @@ class SalesforceCRM(CRM):
     def _lead_path(self, external_id: str) -> str:
         field = quote(self.settings.external_id_field, safe="")
         return f"/services/data/{self.settings.version_path}/sobjects/Lead/{field}/{quote(external_id, safe='')}"
-
-    def _client(self) -> HttpClient:
-        token = self.settings.token.get_secret_value()
-        return HttpClient(self.name, self.settings.instance_url, headers={"Authorization": f"Bearer {token}"},
-                          classify=classify, timeout=self.timeout)

@@ -1,17 +1,11 @@
-"""Fixtures for the Salesforce plugin's tests; the package is imported from this source tree."""
+"""Fixtures for the plugin's tests; they import the installed package (``pip install -e`` it first)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# So the tests run whether or not cep-automation-salesforce is pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cep_automation.testing.fake_salesforce import FakeSalesforce  # noqa: E402
-from cep_automation_salesforce import SalesforceCRM, SalesforceSettings  # noqa: E402
+from cep_automation_salesforce import SalesforceCRM, SalesforceSettings
+from cep_automation_salesforce.testing import FakeSalesforce
 
 TOKEN = "00Dxx0000001gPL!sf-test-token"
 

@@ -1,4 +1,4 @@
-"""The Salesforce CRM plugin against cep_automation's fake Salesforce (upsert by external id, error arrays)."""
+"""The Salesforce CRM plugin against the package's own fake Salesforce (upsert by external id, error arrays)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import logging
 import pytest
 
 import cep_automation_salesforce
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.kinds import Contact
-from cep_automation.testing.fake_salesforce import FakeSalesforce
+from cep_automation.plugins import Contact, PermanentError, TransientError
+from cep_automation_salesforce.testing import FakeSalesforce
 
 ANA = Contact(email="ana.garcia@example.com", first_name="Ana", last_name="García", phone="+34600123456",
               source="Web", external_id="42")

@@ -12,15 +12,15 @@ from typing import Any
 
 import requests
 
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.http import (
-    CONNECT_TIMEOUT_S,
-    READ_TIMEOUT_S,
-    HttpClient,
+from cep_automation.plugins import (
+    CRM,
+    Contact,
+    HttpIntegration,
+    PermanentError,
+    TransientError,
+    redact,
     retry_after_seconds,
 )
-from cep_automation.plugins.kinds import CRM, Contact
-from cep_automation.redact import redact
 from cep_automation_zoho.settings import ENV_PREFIX
 
 # Zoho does not say how long to wait after TOO_MANY_REQUESTS; a minute clears its concurrency limits.
@@ -30,8 +30,9 @@ NO_LAST_NAME = "-"
 
 def record_error(record: dict[str, Any], status: int) -> PermanentError:
     """A failed record (INVALID_DATA, MANDATORY_NOT_FOUND, DUPLICATE_DATA): the lead itself is wrong."""
-    details = record.get("details") if isinstance(record.get("details"), dict) else {}
-    field = f" ({details.get('api_name')})" if details.get("api_name") else ""
+    details = record.get("details")
+    api_name = details.get("api_name") if isinstance(details, dict) else None
+    field = f" ({api_name})" if api_name else ""
     return PermanentError(redact(f"zoho: HTTP {status} {record.get('code')}{field}: {record.get('message')}"))
 
 
@@ -67,7 +68,7 @@ def lead_record(contact: Contact) -> dict[str, str]:
             **{name: value for name, value in optional.items() if value}}
 
 
-class ZohoCRM(CRM):
+class ZohoCRM(HttpIntegration, CRM):
     """Creates or updates the Zoho Lead with the lead's email.
 
     Parameters:
@@ -81,14 +82,14 @@ class ZohoCRM(CRM):
 
     name = "zoho"
     required_settings = ("api_domain", "token")
+    settings_prefix = ENV_PREFIX
+    base_url_setting = "api_domain"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) -> None:
-        super().__init__(settings)
-        self.timeout = timeout
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Zoho-oauthtoken {self.settings.token.get_secret_value()}"}
 
-    def disabled_reason(self) -> str | None:
-        missing = [ENV_PREFIX + name.upper() for name in self.required_settings if not getattr(self.settings, name)]
-        return "not configured: set " + ", ".join(missing) if missing else None
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
 
     def upsert_lead(self, contact: Contact) -> str:
         """Upsert the one Lead; return its Zoho id (``details.id``)."""
@@ -97,17 +98,8 @@ class ZohoCRM(CRM):
             # Without the duplicate-check field every replay would insert another Lead.
             raise PermanentError("zoho: the lead has no email, and Zoho Leads are de-duplicated by email")
         body = {"data": [record], "duplicate_check_fields": ["Email"]}
-        client = self._client()
-        try:
-            response = client.post(f"/crm/{self.settings.api_version}/Leads/upsert", json=body)
-        finally:
-            client.close()
+        response = self.client().post(f"/crm/{self.settings.api_version}/Leads/upsert", json=body)
         return record_id(response)
-
-    def _client(self) -> HttpClient:
-        token = self.settings.token.get_secret_value()
-        return HttpClient(self.name, self.settings.api_domain, headers={"Authorization": f"Zoho-oauthtoken {token}"},
-                          classify=classify, timeout=self.timeout)
 
 
 def record_id(response: requests.Response) -> str:

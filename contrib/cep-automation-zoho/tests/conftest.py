@@ -1,17 +1,11 @@
-"""Fixtures for the Zoho plugin's tests; the package is imported from this source tree."""
+"""Fixtures for the plugin's tests; they import the installed package (``pip install -e`` it first)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# So the tests run whether or not cep-automation-zoho is pip-installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cep_automation.testing.fake_zoho import FakeZoho  # noqa: E402
-from cep_automation_zoho import ZohoCRM, ZohoSettings  # noqa: E402
+from cep_automation_zoho import ZohoCRM, ZohoSettings
+from cep_automation_zoho.testing import FakeZoho
 
 TOKEN = "1000.zoho-test-token.abc"
 

@@ -1,4 +1,4 @@
-"""The Zoho CRM plugin against cep_automation's fake Zoho (Leads/upsert, per-record results, errors)."""
+"""The Zoho CRM plugin against the package's own fake Zoho (Leads/upsert, per-record results, errors)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import logging
 import pytest
 
 import cep_automation_zoho
-from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.kinds import Contact
+from cep_automation.plugins import Contact, PermanentError, TransientError
 
 ANA = Contact(email="ana.garcia@example.com", first_name="Ana", last_name="García", phone="+34600123456",
               source="Meta Lead Ads", external_id="42")

@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from cep_automation.testing.fakes import FakeServer, Recorded, Reply
+from cep_automation.testing import FakeServer, Recorded, Reply
 
 _UPSERT = re.compile(r"^/crm/(v\d+)/Leads/upsert$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -15,7 +15,7 @@ import re
 import uuid
 from typing import Any
 
-from cep_automation.testing.fakes import FakeServer, Recorded, Reply
+from cep_automation.testing import FakeServer, Recorded, Reply
 
 CONTACTS = "/crm/v3/objects/contacts"
 _ONE = re.compile(rf"^{CONTACTS}/(\d+)$")

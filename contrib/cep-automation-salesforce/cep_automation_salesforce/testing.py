@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from cep_automation.testing.fakes import FakeServer, Recorded, Reply
+from cep_automation.testing import FakeServer, Recorded, Reply
 
 _LEAD = re.compile(r"^/services/data/v(\d+\.\d)/sobjects/Lead/([^/]+)/([^/]+)$")
 REQUIRED = ("LastName", "Company")
