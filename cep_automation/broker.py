@@ -22,6 +22,8 @@ then sees ``message.failed`` set when the last attempt has failed.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import (
@@ -46,6 +48,8 @@ from cep_automation.middleware import (
     Retries,
 )
 from cep_automation.settings import Settings
+
+M = TypeVar("M", bound=Middleware)
 
 
 def middleware_stack(settings: Settings) -> list[Middleware]:
@@ -82,14 +86,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url, namespace=settings.cep_namespace, middleware=[],
-                             heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
+        broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is unannotated
+            url=url, namespace=settings.cep_namespace, middleware=[],
+            heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
     for middleware in middleware_stack(settings):
         broker.add_middleware(middleware)
     return broker
 
 
-def find_middleware(broker: dramatiq.Broker, kind: type[Middleware]) -> Middleware:
+def find_middleware(broker: dramatiq.Broker, kind: type[M]) -> M:
     """The broker's middleware of class ``kind`` (e.g. the :class:`Audit` writer to flush it)."""
     for middleware in broker.middleware:
         if isinstance(middleware, kind):

@@ -37,11 +37,11 @@ class Audit(Middleware):
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.writer.close()  # after the worker threads stopped: no row can follow
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self._started[message.message_id] = (time.monotonic(), message.options.get("retries", 0) + 1)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if exception is None:
             status, meta = "completed", {}
@@ -50,12 +50,12 @@ class Audit(Middleware):
             meta = {"error": f"{type(exception).__name__}: {exception}"}
         self._add(broker, message, status, meta)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         error = message.options.get(opt.ERROR)
         meta = {"error": error["message"]} if error else {"reason": "duplicate or stale delivery"}
         self._add(broker, message, "dead" if message.failed else "skipped", meta)
 
-    def _add(self, broker: dramatiq.Broker, message: dramatiq.Message, status: str, meta: dict[str, Any]) -> None:
+    def _add(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, status: str, meta: dict[str, Any]) -> None:
         started, attempt = self._started.pop(message.message_id, (None, message.options.get("retries", 0) + 1))
         actor = broker.actors.get(message.actor_name)
         options = actor.options if actor else {}

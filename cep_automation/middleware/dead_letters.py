@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import traceback as tb
-from typing import Any
 
 import dramatiq
 from dramatiq import Middleware
@@ -26,7 +25,7 @@ logger = logging.getLogger("cep_automation.middleware.DeadLetters")
 FLUSH_EVERY_S = 5.0
 
 
-def letter_from(message: Any) -> dead_letters.DeadLetter:
+def letter_from(message: dramatiq.MessageProxy) -> dead_letters.DeadLetter:
     """What we know of a failed message: payload, options, error and traceback."""
     options = dict(message.options)
     error = options.get(opt.ERROR)
@@ -56,7 +55,7 @@ class DeadLetters(Middleware):
     def __init__(self) -> None:
         self._stop = threading.Event()
 
-    def before_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+    def before_nack(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         letter = letter_from(message)
         try:
             with connection(timeout=5) as conn:

@@ -56,12 +56,12 @@ class DeliveryLimit(Middleware):
     def actor_options(self) -> set[str]:
         return {"max_deliveries"}
 
-    def limit_for(self, broker: dramatiq.Broker, message: dramatiq.Message) -> int:
+    def limit_for(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> int:
         actor = broker.actors.get(message.actor_name)
         limit = actor.options.get("max_deliveries") if actor is not None else None
         return int(limit) if limit else self.max_deliveries
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         deliveries = self._count(message.message_id)
         limit = self.limit_for(broker, message)
         if deliveries is None or deliveries <= limit:
@@ -73,19 +73,19 @@ class DeliveryLimit(Middleware):
         message.fail()
         raise SkipMessage(text)
 
-    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
+    def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         # A retry being enqueued: the attempt that failed did finish. Forget its delivery now, before the retry
         # can be fetched by another thread, since this middleware's after-hooks run after Retries' enqueue.
         if message.options.get("retries"):
             self._forget(message.message_id)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if exception is None or message.failed:  # else Retries re-enqueued it, and before_enqueue forgot it
             self._forget(message.message_id)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self._forget(message.message_id)
 
     def _count(self, message_id: str) -> int | None:

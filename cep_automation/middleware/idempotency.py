@@ -34,7 +34,7 @@ class Idempotency(Middleware):
     def actor_options(self) -> set[str]:
         return {opt.IDEMPOTENCY_KEY}
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         idem_key = message.options.get(opt.IDEMPOTENCY_KEY)
         if not idem_key:
             return
@@ -49,18 +49,18 @@ class Idempotency(Middleware):
             self._held.add(message.message_id)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if self._release(message):
             idem_key = message.options[opt.IDEMPOTENCY_KEY]
             idempotency.finish_run(idem_key, message.message_id, succeeded=exception is None)
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         # Skipped after we took the key (a later middleware skipped it): let another delivery run.
         if self._release(message):
             idempotency.finish_run(message.options[opt.IDEMPOTENCY_KEY], message.message_id, succeeded=False)
 
-    def _release(self, message: dramatiq.Message) -> bool:
+    def _release(self, message: dramatiq.MessageProxy) -> bool:
         with self._lock:
             if message.message_id in self._held:
                 self._held.discard(message.message_id)

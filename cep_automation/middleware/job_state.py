@@ -17,20 +17,20 @@ class JobState(Middleware):
     sees ``message.failed`` as set by ``Retries`` when the last attempt fails.
     """
 
-    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message, delay: int | None) -> None:
+    def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.options.get("retries"):
             job_state.record(message.message_id, "retrying")
         else:
             job_state.record(message.message_id, "queued", only_if_new=True, actor=message.actor_name,
                         queue=message.queue_name)
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         attempt = message.options.get("retries", 0) + 1
         job_state.record(message.message_id, "active", actor=message.actor_name, queue=message.queue_name,
                          attempt=attempt)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if exception is None:
             job_state.record(message.message_id, "completed", result=_jsonable(result), progress=100)
@@ -38,7 +38,7 @@ class JobState(Middleware):
             job_state.record(message.message_id, "failed", error=f"{type(exception).__name__}: {exception}")
         # Otherwise Retries re-enqueued it and after_enqueue marked it "retrying".
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         job_state.record(message.message_id, "skipped")
 
 

@@ -26,7 +26,7 @@ class Metrics(Middleware):
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         metrics.mark_process_dead(os.getpid())
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         now = time.time()
         self._started[message.message_id] = time.monotonic()
         if not message.options.get("retries"):
@@ -34,7 +34,7 @@ class Metrics(Middleware):
             metrics.job_metrics().wait.labels(message.queue_name, message.actor_name).observe(waited)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         m = metrics.job_metrics()
         started = self._started.pop(message.message_id, None)
@@ -44,12 +44,12 @@ class Metrics(Middleware):
         if exception is not None and not message.failed:
             m.retries.labels(message.queue_name, message.actor_name).inc()
 
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self._started.pop(message.message_id, None)
         m = metrics.job_metrics()
         m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()
         if opt.IDEMPOTENT_SKIP in message.options:
             m.skips.labels(message.queue_name, message.actor_name).inc()
 
-    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         metrics.job_metrics().dead.labels(message.queue_name, message.actor_name).inc()

@@ -34,7 +34,7 @@ class _PatientBroker:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._broker, name)
 
-    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
         deadline, pause = time.monotonic() + self._patience_s, 0.5
         while True:
             try:
@@ -50,7 +50,7 @@ class Retries(DramatiqRetries):
     """Exponential backoff from the queue policy table; permanent errors fail at once."""
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message, *, result: Any = None, exception: Any = None
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
         if isinstance(exception, PermanentError):
             message.options["retries"] = message.options.get("retries", 0) + 1
@@ -59,8 +59,8 @@ class Retries(DramatiqRetries):
             message.fail()
             return
         try:
-            super().after_process_message(_PatientBroker(broker, ENQUEUE_PATIENCE_S), message, result=result,
-                                          exception=exception)
+            super().after_process_message(  # type: ignore[no-untyped-call]  # dramatiq's Retries hook is unannotated
+                _PatientBroker(broker, ENQUEUE_PATIENCE_S), message, result=result, exception=exception)
         except Exception as exc:
             self.logger.error("Retry of message %r could not be enqueued (%s): dead-lettering it",
                               message.message_id, type(exc).__name__)

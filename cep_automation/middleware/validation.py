@@ -7,8 +7,6 @@ no retries — and so goes to the dead letters with the errors.
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
@@ -25,7 +23,7 @@ class PayloadValidation(Middleware):
     def actor_options(self) -> set[str]:
         return {"schema"}
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         try:
             validate(broker.get_actor(message.actor_name), message.args, message.kwargs)
         except PayloadError as exc:

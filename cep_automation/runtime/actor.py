@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import dramatiq
 from periodiq import cron
@@ -21,7 +22,9 @@ class CepActor(dramatiq.Actor[Any, Any]):
     """
 
     def send_with_options(self, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                          delay: int | None = None, **options: Any) -> dramatiq.Message[Any]:
+                          delay: dt.timedelta | int | None = None, **options: Any) -> dramatiq.Message[Any]:
+        if isinstance(delay, dt.timedelta):  # as Dramatiq's own send_with_options accepts it
+            delay = int(delay.total_seconds() * 1000)
         return enqueue(self, kwargs, args=args, delay=delay, **options).message
 
 
@@ -31,4 +34,5 @@ def job(name: str, **extra: Any) -> Callable[[Callable[..., Any]], CepActor]:
     if policy(name).cron:
         options["periodic"] = cron(policy(name).cron)
     options.update(extra)
-    return dramatiq.actor(actor_class=CepActor, **options)  # type: ignore[no-any-return]  # dramatiq's overloads
+    # With actor_class=CepActor the decorator builds a CepActor; its type only says Actor[P, R].
+    return cast("Callable[[Callable[..., Any]], CepActor]", dramatiq.actor(actor_class=CepActor, **options))

@@ -131,7 +131,7 @@ def flush_audit(stub_broker: Any) -> Callable[[], bool]:
     from cep_automation.broker import find_middleware
     from cep_automation.middleware import Audit
 
-    return find_middleware(stub_broker, Audit).writer.flush  # type: ignore[attr-defined,no-any-return]
+    return find_middleware(stub_broker, Audit).writer.flush
 
 
 @pytest.fixture
