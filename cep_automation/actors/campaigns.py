@@ -101,7 +101,7 @@ def alert_anomalies(rows: list[dict[str, Any]], results: dict[int, campaigns.Cam
 @job("campaign.sync", schema=CampaignSyncPayload)
 def campaign_sync(campaign_id: int | None = None, since: str | None = None, until: str | None = None) -> dict[str, Any]:
     """Sync one campaign or all active ones; alert on anomalies."""
-    payload = CampaignSyncPayload(campaign_id=campaign_id, since=since, until=until)
+    payload = CampaignSyncPayload.model_validate({"campaign_id": campaign_id, "since": since, "until": until})
     handle = current_job()
     with connection() as conn:
         rows = campaigns.campaigns_to_sync(conn, payload.campaign_id)

@@ -77,8 +77,9 @@ def run_marketing(steps: StepRunner, lead: LeadView) -> None:
     run_with(steps, "mailchimp", EmailMarketing, lambda m: m.upsert_contact(contact_of(lead)),
              missing=None if lead.email else "lead has no email")
     steps.job.progress(40)
+    # `missing=` skips a step without a phone or email, so `or ""` below never applies (it narrows the type).
     run_with(steps, "whatsapp_lead", Messaging,
-             lambda w: w.send_template(lead.phone, whatsapp_template(lead.offer_type), "es",
+             lambda w: w.send_template(lead.phone or "", whatsapp_template(lead.offer_type), "es",
                                        [lead.name, lead.course_title or ""]),
              missing=None if lead.phone else "lead has no phone")
 
@@ -99,13 +100,14 @@ def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], 
 def run_notices(steps: StepRunner, lead: LeadView) -> None:
     """The confirmation email to the lead and the WhatsApp notice to the campus advisor."""
     settings = get_settings()
+    # As in run_marketing: `missing=` skips the step when the address is absent; `or ""` only narrows the type.
     run_with(steps, "confirmation_email", TransactionalEmail,
-             lambda m: m.send_template(settings.mandrill_lead_template, lead.email, lead.name,
+             lambda m: m.send_template(settings.mandrill_lead_template, lead.email or "", lead.name,
                                        {"NAME": lead.name, "COURSE": lead.course_title or "",
                                         "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
              missing=None if lead.email else "lead has no email")
     run_with(steps, "whatsapp_advisor", Messaging,
-             lambda w: w.send_template(lead.advisor_phone, settings.whatsapp_advisor_template, "es",
+             lambda w: w.send_template(lead.advisor_phone or "", settings.whatsapp_advisor_template, "es",
                                        [lead.name, lead.course_title or "", lead.campus_label]),
              missing=None if lead.advisor_phone else f"campus {lead.campus_label} has no advisor phone")
     steps.job.progress(70)
@@ -119,7 +121,12 @@ def run_crms(steps: StepRunner, lead: LeadView) -> None:
     if not crms:
         steps.skip("crm", integrations.why_none(CRM))
     for crm in crms:
-        steps.run(f"crm:{crm.name}", lambda crm=crm: crm.upsert_lead(contact_of(lead)))
+        steps.run(f"crm:{crm.name}", _upsert_into(crm, lead))
+
+
+def _upsert_into(crm: CRM, lead: LeadView) -> Callable[[], str]:
+    """The CRM step's action, bound to this CRM (not to the loop variable)."""
+    return lambda: crm.upsert_lead(contact_of(lead))
 
 
 @job("lead.created", schema=LeadCreatedPayload, idempotency_key="lead.created:{lead_id}",

@@ -7,8 +7,10 @@ so the second process waits and then finds nothing left to apply.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -51,14 +53,14 @@ def available_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def applied_migrations(conn: psycopg.Connection) -> dict[str, str]:
+def applied_migrations(conn: psycopg.Connection[Any]) -> dict[str, str]:
     """Version → checksum of what the database already has."""
     conn.execute(CREATE_TABLE)
     rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
     return {_get(row, 0, "version"): _get(row, 1, "checksum") for row in rows}
 
 
-def pending_migrations(conn: psycopg.Connection) -> list[Migration]:
+def pending_migrations(conn: psycopg.Connection[Any]) -> list[Migration]:
     """Migrations not yet applied; raises if an applied file was edited afterwards."""
     applied = applied_migrations(conn)
     pending = []
@@ -88,7 +90,7 @@ def migrate(database_url: str) -> list[str]:
     return done
 
 
-def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
     try:
         with conn.transaction():
             conn.execute(migration.sql.encode())
@@ -100,5 +102,7 @@ def _apply(conn: psycopg.Connection, migration: Migration) -> None:
         raise MigrationError(f"migration {migration.version}_{migration.name} failed: {exc}") from exc
 
 
-def _get(row: object, index: int, key: str) -> str:
-    return row[key] if isinstance(row, dict) else row[index]  # type: ignore[index]
+def _get(row: dict[str, Any] | Sequence[Any], index: int, key: str) -> str:
+    """A column of a dict row or a tuple row (the caller's connection decides which)."""
+    value: str = row[key] if isinstance(row, dict) else row[index]
+    return value

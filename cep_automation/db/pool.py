@@ -12,28 +12,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cep_automation.errors import ServiceUnavailable
 from cep_automation.settings import get_settings
 
 _lock = threading.Lock()
-_pool: ConnectionPool | None = None
+_pool: ConnectionPool[psycopg.Connection[DictRow]] | None = None
 _pool_pid: int | None = None
 
 
-def get_pool(timeout: float = 10.0) -> ConnectionPool:
+def get_pool(timeout: float = 10.0) -> ConnectionPool[psycopg.Connection[DictRow]]:
     """The process's pool; raises :class:`ServiceUnavailable` if PostgreSQL does not answer."""
     global _pool, _pool_pid
     with _lock:
         if _pool is None or _pool_pid != os.getpid():
             settings = get_settings()
-            pool = ConnectionPool(
+            pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
                 settings.database_url,
                 min_size=settings.cep_db_pool_min,
                 max_size=settings.cep_db_pool_max,
-                kwargs={"row_factory": dict_row},
+                kwargs={"row_factory": dict_row},  # hence Connection[DictRow]
                 name="cep_automation",
                 open=False,
             )
@@ -52,7 +52,7 @@ def close_pool() -> None:
 
 
 @contextmanager
-def connection(timeout: float = 10.0) -> Iterator[psycopg.Connection[dict]]:
+def connection(timeout: float = 10.0) -> Iterator[psycopg.Connection[DictRow]]:
     """A pooled connection inside a transaction, committed on success, rolled back on error."""
     try:
         with get_pool().connection(timeout=timeout) as conn:

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import tuple_row
+from psycopg.rows import TupleRow, tuple_row
 
 DEFAULT_SEED = 20261
 DAYS = 60
@@ -95,7 +95,7 @@ def plan_lead(rng: random.Random, n: int, runs: int, now: dt.datetime) -> dict[s
     }
 
 
-def _ensure(cur: psycopg.Cursor[Any], table: str, key: Mapping[str, Any],
+def _ensure(cur: psycopg.Cursor[TupleRow], table: str, key: Mapping[str, Any],
             values: Mapping[str, Any]) -> tuple[int, bool]:
     """The id of the row matching ``key`` (NULL matches NULL), inserted with ``values`` if missing."""
     where = sql.SQL(" AND ").join(
@@ -110,10 +110,12 @@ def _ensure(cur: psycopg.Cursor[Any], table: str, key: Mapping[str, Any],
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(map(sql.Placeholder, columns)),
     )
-    return int(cur.execute(insert, columns).fetchone()[0]), True  # type: ignore[index]
+    inserted = cur.execute(insert, columns).fetchone()
+    assert inserted is not None  # INSERT ... RETURNING of one row
+    return int(inserted[0]), True
 
 
-def _load_catalogue(cur: psycopg.Cursor[Any], rng: random.Random, today: dt.date,
+def _load_catalogue(cur: psycopg.Cursor[TupleRow], rng: random.Random, today: dt.date,
                     counts: dict[str, int]) -> tuple[list[int], list[int]]:
     """Campuses, courses, runs and campaigns; returns the ids of the runs and of the campaigns."""
     def ensure(table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> int:

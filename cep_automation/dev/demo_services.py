@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from cep_automation.testing.sandbox import Sandbox
 
@@ -34,7 +35,7 @@ def model_answer(body: dict[str, Any]) -> dict[str, Any]:
     return DEMO_ADS if "lead ads" in system else DEMO_COURSE
 
 
-def seed(sandbox: Sandbox, conn: psycopg.Connection[Any]) -> None:
+def seed(sandbox: Sandbox, conn: psycopg.Connection[TupleRow]) -> None:
     """Insights and analytics rows for every demo campaign (one with a low CTR, one near its budget)."""
     rows = conn.execute("SELECT id, tracking_tag, meta_campaign_id, budget FROM campaigns ORDER BY id").fetchall()
     for n, (_cid, tag, meta_id, budget) in enumerate(rows):
@@ -57,7 +58,7 @@ class DemoServices:
         self.s3: Any = None
         self.env: dict[str, str] = {}
 
-    def start(self, conn: psycopg.Connection[Any], configured: Any) -> DemoServices:
+    def start(self, conn: psycopg.Connection[TupleRow], configured: Any) -> DemoServices:
         self.sandbox.start()
         seed(self.sandbox, conn)
         wanted = {**self.sandbox.env(), **self._start_s3(), **self._media()}
@@ -95,7 +96,7 @@ def demo_pdf() -> Path:
     return Path(str(resources.files("cep_automation.dev") / "demo_data" / "curso_excel.pdf"))
 
 
-def add_demo_upload(conn: psycopg.Connection[Any], data_dir: Path) -> str:
+def add_demo_upload(conn: psycopg.Connection[TupleRow], data_dir: Path) -> str:
     """The demo course PDF as an upload for llm.ingest."""
     uploads = data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -103,4 +104,5 @@ def add_demo_upload(conn: psycopg.Connection[Any], data_dir: Path) -> str:
     shutil.copyfile(demo_pdf(), path)
     row = conn.execute("INSERT INTO uploads (filename, file_path, size_bytes) VALUES (%s, %s, %s) RETURNING id::text",
                        ("curso_excel.pdf", str(path), path.stat().st_size)).fetchone()
+    assert row is not None  # INSERT ... RETURNING of one row
     return str(row[0])

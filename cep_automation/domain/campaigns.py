@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
 
 from cep_automation.plugins.kinds import CampaignMetrics
 
@@ -61,21 +62,22 @@ def anomalies(figures: CampaignFigures, budget: Decimal | None, name: str) -> li
     return found
 
 
-def campaigns_to_sync(conn: psycopg.Connection, campaign_id: int | None) -> list[dict[str, Any]]:
+def campaigns_to_sync(conn: psycopg.Connection[DictRow], campaign_id: int | None) -> list[dict[str, Any]]:
     """One campaign by id (whatever its status), or every active one."""
     query = ("SELECT id, name, tracking_tag, meta_campaign_id, budget, created_at FROM campaigns"
              " WHERE (%(id)s::bigint IS NULL AND status = 'active') OR id = %(id)s ORDER BY id")
     return conn.execute(query, {"id": campaign_id}).fetchall()
 
 
-def count_leads(conn: psycopg.Connection, campaign_id: int, since: dt.date, until: dt.date) -> int:
+def count_leads(conn: psycopg.Connection[DictRow], campaign_id: int, since: dt.date, until: dt.date) -> int:
     row = conn.execute(
         "SELECT count(*) AS n FROM leads WHERE campaign_id = %s AND created_at >= %s AND created_at < %s",
         (campaign_id, since, until + dt.timedelta(days=1))).fetchone()
+    assert row is not None  # count(*) always returns a row
     return int(row["n"])
 
 
-def store(conn: psycopg.Connection, f: CampaignFigures) -> None:
+def store(conn: psycopg.Connection[DictRow], f: CampaignFigures) -> None:
     """Upsert the figures of one campaign and period."""
     conn.execute(
         "INSERT INTO campaign_metrics (campaign_id, period_start, period_end, clicks, impressions, leads, spend,"

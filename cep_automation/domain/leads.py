@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
 
 TELEMATICO = "Telemático"
 
@@ -38,8 +38,8 @@ class LeadView:
         return self.campus_name or TELEMATICO
 
 
-def load_lead(conn: psycopg.Connection, lead_id: str) -> LeadView | None:
-    row: dict[str, Any] | None = conn.execute(
+def load_lead(conn: psycopg.Connection[DictRow], lead_id: str) -> LeadView | None:
+    row = conn.execute(
         "SELECT l.id::text AS id, l.name, l.email, l.phone, l.source, l.consent_at, l.created_at,"
         " c.title AS course_title, c.offer_type, ca.id AS campus_id, ca.name AS campus_name, ca.advisor_phone"
         " FROM leads l LEFT JOIN course_runs r ON r.id = l.course_run_id LEFT JOIN courses c ON c.id = r.course_id"

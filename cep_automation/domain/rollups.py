@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -62,7 +63,7 @@ def _fresh_counts(dimension: str) -> sql.Composed:
     ).format(key=key_expr, group=group)
 
 
-def _write_dimension(conn: psycopg.Connection, granularity: str, dimension: str,
+def _write_dimension(conn: psycopg.Connection[Any], granularity: str, dimension: str,
                      start: dt.date, end: dt.date) -> int:
     params = {"g": granularity, "d": dimension, "p": start, "start": _midnight(start), "end": _midnight(end)}
     upsert = sql.SQL(
@@ -81,7 +82,7 @@ def _write_dimension(conn: psycopg.Connection, granularity: str, dimension: str,
     return len(keys)
 
 
-def rollup(conn: psycopg.Connection, day: dt.date, granularity: str) -> RollupResult:
+def rollup(conn: psycopg.Connection[Any], day: dt.date, granularity: str) -> RollupResult:
     """Recompute every dimension of the period containing ``day``, atomically."""
     start, end = period(day, granularity)
     with conn.transaction():
@@ -95,8 +96,8 @@ def rollup(conn: psycopg.Connection, day: dt.date, granularity: str) -> RollupRe
     return RollupResult(granularity, start, end, leads, rows)
 
 
-def read_rollups(conn: psycopg.Connection, granularity: str, dimension: str,
-                 first: dt.date, last: dt.date) -> list[dict]:
+def read_rollups(conn: psycopg.Connection[Any], granularity: str, dimension: str,
+                 first: dt.date, last: dt.date) -> list[dict[str, Any]]:
     """Rollup rows of one granularity and dimension whose period starts between ``first`` and ``last``."""
     if granularity not in GRANULARITIES or dimension not in DIMENSIONS:
         raise ValueError(f"unknown granularity {granularity!r} or dimension {dimension!r}")

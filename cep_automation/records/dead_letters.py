@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from cep_automation import options as opt
@@ -55,7 +56,7 @@ class DeadLetter:
         return cls(**data)
 
 
-def record(conn: psycopg.Connection, letter: DeadLetter) -> None:
+def record(conn: psycopg.Connection[DictRow], letter: DeadLetter) -> None:
     """Insert a dead letter (a redelivered copy of the same message updates it)."""
     conn.execute(
         "INSERT INTO dead_letters (queue, actor, message_id, payload, options, error_type, error_message,"
@@ -69,7 +70,7 @@ def record(conn: psycopg.Connection, letter: DeadLetter) -> None:
     )
 
 
-def list_letters(conn: psycopg.Connection, *, status: str | None = "dead", queue: str | None = None,
+def list_letters(conn: psycopg.Connection[DictRow], *, status: str | None = "dead", queue: str | None = None,
                  actor: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     """Dead letters, newest first, filtered and paged."""
     return conn.execute(
@@ -82,7 +83,7 @@ def list_letters(conn: psycopg.Connection, *, status: str | None = "dead", queue
     ).fetchall()
 
 
-def get_letter(conn: psycopg.Connection, letter_id: int) -> dict[str, Any]:
+def get_letter(conn: psycopg.Connection[DictRow], letter_id: int) -> dict[str, Any]:
     """Every column of one dead letter; raises :class:`DeadLetterNotFound`."""
     row = conn.execute("SELECT * FROM dead_letters WHERE id = %s", (letter_id,)).fetchone()
     if row is None:
@@ -90,7 +91,7 @@ def get_letter(conn: psycopg.Connection, letter_id: int) -> dict[str, Any]:
     return row
 
 
-def retryable(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any]:
+def retryable(conn: psycopg.Connection[DictRow], letter_id: int) -> dict[str, Any]:
     """The dead letter to retry: its actor, payload and job options (without the failed delivery's)."""
     row = get_letter(conn, letter_id)
     if row["status"] != "dead":
@@ -101,13 +102,13 @@ def retryable(conn: psycopg.Connection[Any], letter_id: int) -> dict[str, Any]:
             "kwargs": row["payload"].get("kwargs", {}), "options": options}
 
 
-def mark_retried(conn: psycopg.Connection[Any], letter_id: int, message_id: str) -> None:
+def mark_retried(conn: psycopg.Connection[DictRow], letter_id: int, message_id: str) -> None:
     """Link the dead letter to the message that retries it."""
     conn.execute("UPDATE dead_letters SET status = 'retried', retried_message_id = %s, updated_at = now()"
                  " WHERE id = %s", (message_id, letter_id))
 
 
-def discard(conn: psycopg.Connection, letter_id: int, reason: str) -> None:
+def discard(conn: psycopg.Connection[DictRow], letter_id: int, reason: str) -> None:
     """Mark a dead letter as deliberately abandoned, with the operator's reason."""
     if not reason.strip():
         raise CepError("a reason is required to discard a dead letter")
@@ -116,13 +117,13 @@ def discard(conn: psycopg.Connection, letter_id: int, reason: str) -> None:
                  " WHERE id = %s", (reason.strip(), letter_id))
 
 
-def stats(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def stats(conn: psycopg.Connection[DictRow]) -> list[dict[str, Any]]:
     """Counts by queue and status."""
     return conn.execute("SELECT queue, status, count(*) AS count FROM dead_letters"
                         " GROUP BY queue, status ORDER BY queue, status").fetchall()
 
 
-def purge(conn: psycopg.Connection, older_than_days: int) -> int:
+def purge(conn: psycopg.Connection[DictRow], older_than_days: int) -> int:
     """Delete dead letters that failed more than ``older_than_days`` days ago; returns how many."""
     if older_than_days < 0:
         raise CepError("--older-than must be zero or more days")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import psycopg
+from psycopg.rows import DictRow
 
 from cep_automation import options as opt
 from cep_automation.errors import UnknownJob
@@ -105,7 +106,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
         raise
 
 
-def retry_dead_letter(conn: psycopg.Connection[Any], letter_id: int) -> str:
+def retry_dead_letter(conn: psycopg.Connection[DictRow], letter_id: int) -> str:
     """Enqueue a dead letter's payload again under the same idempotency key; returns the new message id.
 
     The dead message still holds its key's enqueue claim: it is handed over to the retry (released
