@@ -44,7 +44,8 @@ class QueuePolicy:
     @property
     def max_backoff_ms(self) -> int:
         # Exponential: backoff, 2*backoff, 4*backoff … up to the last retry.
-        return self.backoff_ms * 2 ** max(self.max_retries - 1, 0)
+        factor: int = 2 ** max(self.max_retries - 1, 0)  # int ** int is typed Any (a negative power is a float)
+        return self.backoff_ms * factor
 
 
 POLICIES: tuple[QueuePolicy, ...] = (

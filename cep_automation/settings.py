@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cep_automation.errors import SettingsError
@@ -124,7 +125,7 @@ def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     name = str(error["loc"][0]).upper() if error["loc"] else "settings"
     hint = HINTS.get(name)
     msg = str(error["msg"]).removeprefix("Value error, ")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, Protocol, cast
 
 from pydantic import BaseModel
 
@@ -34,6 +34,22 @@ class BackupPayload(BaseModel):
     media: bool = True
 
 
+class BackupStorage(Protocol):
+    """What a backup uses of its :class:`Storage`: the streaming upload and read-back, plus retention.
+
+    ``ensure_lifecycle`` and ``rotate`` are not part of the ``Storage`` kind; the S3 plugin (the only storage)
+    has them.
+    """
+
+    def upload(self, key: str, stream: backups.ByteStream) -> int: ...
+
+    def open(self, key: str) -> IO[bytes]: ...
+
+    def ensure_lifecycle(self, prefix: str, days: int) -> bool: ...
+
+    def rotate(self, prefix: str, keep_days: int, now: dt.datetime | None = None) -> list[str]: ...
+
+
 def storage() -> Storage:
     return integrations.require(Storage, doing="store backups")
 
@@ -47,7 +63,7 @@ def record(kind: str, object_key: str, size: int, sha256: str, verified: bool, d
                      (kind, object_key, size, sha256, verified, detail))
 
 
-def dump_database(store: Any, object_key: str, handle: JobHandle) -> dict[str, Any]:
+def dump_database(store: BackupStorage, object_key: str, handle: JobHandle) -> dict[str, Any]:
     """Stream ``pg_dump -Fc`` into the upload, then read it back through ``pg_restore --list``."""
     settings = get_settings()
     major = backups.server_major(settings.database_url)
@@ -68,7 +84,7 @@ def dump_database(store: Any, object_key: str, handle: JobHandle) -> dict[str, A
     return {"key": object_key, "size": dump.stream.size, "sha256": dump.stream.sha256, "entries": entries}
 
 
-def archive_media(store: Any, folder: Path, object_key: str, handle: JobHandle) -> dict[str, Any]:
+def archive_media(store: BackupStorage, folder: Path, object_key: str, handle: JobHandle) -> dict[str, Any]:
     if not folder.is_dir():
         raise PermanentError(f"CEP_MEDIA_DIR {folder} is not a folder")
     raw, thread, state = backups.media_tar(folder)
@@ -102,7 +118,8 @@ class BackupLock:
 
 def run_backup(payload: BackupPayload, handle: JobHandle) -> dict[str, Any]:
     settings = get_settings()
-    store, stamp = storage(), dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    store = cast(BackupStorage, storage())  # S3Storage, the one storage plugin, provides the retention methods
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     prefix = settings.backup_prefix
     handle.progress(10)
     result: dict[str, Any] = {"database": dump_database(store, f"{prefix}cep_{stamp}.dump", handle)}
@@ -122,7 +139,7 @@ def backup_daily(type: str = "full", media: bool = True) -> dict[str, Any]:  # n
     handle = current_job()
     try:
         with BackupLock(handle.message_id or "direct-call"):
-            result = run_backup(BackupPayload(type=type, media=media), handle)
+            result = run_backup(BackupPayload.model_validate({"type": type, "media": media}), handle)
     except BackupBusy:
         raise
     except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from cep_automation.db import connection
 from cep_automation.records import dead_letters
 
 
-def _emit(data: Any, as_json: bool, render: Any) -> None:
+def _emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
@@ -83,9 +84,9 @@ def retry(letter_ids: tuple[int, ...], retry_all: bool, queue: str | None, actor
                                                                          limit=100_000))
         if not letter_ids:
             raise click.UsageError("name dead letter ids, or use --all")
-        results = []
-        with click.progressbar(letter_ids, label="retrying", file=click.get_text_stream("stderr"),
-                               hidden=len(letter_ids) < 2) as bar:
+        results: list[dict[str, Any]] = []
+        stderr = click.get_text_stream("stderr")  # type: ignore[operator]  # click 8.5's deprecation shim is typed object
+        with click.progressbar(letter_ids, label="retrying", file=stderr, hidden=len(letter_ids) < 2) as bar:
             for letter_id in bar:
                 try:
                     results.append({"id": letter_id, "message_id": retry_dead_letter(conn, letter_id)})

@@ -34,6 +34,11 @@ def reset_redis() -> None:
         _client = None
 
 
+def as_text(reply: bytes | str) -> str:
+    """A reply as text. Our client returns bytes (no ``decode_responses``); redis-py's types allow either."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def key(*parts: str) -> str:
     """A namespaced key, e.g. ``cep:job:<id>``."""
     return ":".join((get_settings().cep_namespace, *parts))

@@ -13,9 +13,13 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cep_automation.errors import ServiceUnavailable
 from cep_automation.testing.ports import free_port
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 EXTRA_HINT = "install the embedded servers with: pip install 'cep-automation[embedded]'"
 
@@ -76,12 +80,12 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str, timeo
 class EmbeddedPostgres:
     """A pgserver cluster: a URL over a Unix socket and the ``bin`` folder of its tools."""
 
-    server: object
+    server: PostgresServer
     url: str
     bin_dir: Path
 
     def stop(self) -> None:
-        self.server.cleanup()  # type: ignore[attr-defined]
+        self.server.cleanup()
 
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:

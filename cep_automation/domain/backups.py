@@ -14,13 +14,26 @@ import subprocess
 import tarfile
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psycopg
 
 from cep_automation.errors import PermanentError, TransientError
 
 CHUNK = 1024 * 1024
+
+
+class ByteStream(Protocol):
+    """Anything read in chunks: a file or pipe opened in binary mode, or a :class:`HashingReader`."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of a process started with ``subprocess.PIPE`` for it (so never None)."""
+    if stream is None:
+        raise RuntimeError("the process was started without this pipe")
+    return stream
 
 
 class HashingReader:
@@ -44,7 +57,9 @@ class HashingReader:
 
 def server_major(database_url: str) -> int:
     with psycopg.connect(database_url, connect_timeout=10) as conn:
-        return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+        row = conn.execute("SHOW server_version_num").fetchone()
+        assert row is not None  # SHOW always returns a row
+        return int(row[0]) // 10000
 
 
 def tool_version(path: str) -> int | None:
@@ -70,13 +85,13 @@ class DumpProcess:
     def __init__(self, pg_dump: str, database_url: str) -> None:
         self.process = subprocess.Popen([pg_dump, "--format=custom", "--no-owner", "--dbname", database_url],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stream = HashingReader(self.process.stdout)  # type: ignore[arg-type]
+        self.stream = HashingReader(_pipe(self.process.stdout))
         self._stderr = b""
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
     def _read_stderr(self) -> None:
-        self._stderr = self.process.stderr.read()  # type: ignore[union-attr]
+        self._stderr = _pipe(self.process.stderr).read()
 
     def finish(self) -> None:
         code = self.process.wait(timeout=600)
@@ -97,16 +112,17 @@ def _drain(pipe: IO[bytes], into: dict[str, bytes], name: str) -> threading.Thre
     return thread
 
 
-def verify_dump(pg_restore: str, stream: IO[bytes]) -> int:
+def verify_dump(pg_restore: str, stream: ByteStream) -> int:
     """Feed a stored dump to ``pg_restore --list``; return its number of entries, or raise if unreadable."""
     proc = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     out: dict[str, bytes] = {}
-    readers = [_drain(proc.stdout, out, "stdout"), _drain(proc.stderr, out, "stderr")]  # type: ignore[arg-type]
+    readers = [_drain(_pipe(proc.stdout), out, "stdout"), _drain(_pipe(proc.stderr), out, "stderr")]
+    stdin = _pipe(proc.stdin)
     try:
         while chunk := stream.read(CHUNK):
-            proc.stdin.write(chunk)  # type: ignore[union-attr]
-        proc.stdin.close()  # type: ignore[union-attr]
+            stdin.write(chunk)
+        stdin.close()
     except BrokenPipeError:
         pass  # pg_restore stopped reading: its exit code says why
     code = proc.wait(timeout=300)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cep_automation.errors import PermanentError
+
+if TYPE_CHECKING:
+    from pdfplumber.pdf import PDF  # at run time pdfplumber is imported on first use (llm pool only)
 
 MAX_PAGES = 200
 MAX_CHARS = 120_000  # what is sent to the model; beyond this the text is cut
@@ -49,9 +53,9 @@ def parse_pdf(path: str | Path, max_pages: int = MAX_PAGES) -> ParsedPDF:
         raise PermanentError(f"file is not a readable PDF ({type(cause).__name__}: {cause})") from None
 
 
-def _read(pdf: object) -> ParsedPDF:
+def _read(pdf: PDF) -> ParsedPDF:
     parts, tables = [], 0
-    for page in pdf.pages:  # type: ignore[attr-defined]
+    for page in pdf.pages:
         parts.append(page.extract_text() or "")
         for table in page.extract_tables():
             parts.append(_table_text(table))
@@ -60,4 +64,4 @@ def _read(pdf: object) -> ParsedPDF:
     text = "\n\n".join(p for p in parts if p.strip())
     if not text.strip():
         raise PermanentError("PDF has no extractable text (a scanned document?); upload a text PDF")
-    return ParsedPDF(pages=len(pdf.pages), text=text[:MAX_CHARS], tables=tables)  # type: ignore[attr-defined]
+    return ParsedPDF(pages=len(pdf.pages), text=text[:MAX_CHARS], tables=tables)

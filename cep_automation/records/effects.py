@@ -21,7 +21,7 @@ import redis
 from psycopg.types.json import Jsonb
 
 from cep_automation.db import connection
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.db.redis_client import as_text, get_redis, key
 from cep_automation.errors import ServiceUnavailable, TransientError
 
 logger = logging.getLogger("cep_automation.records.effects.Ledger")
@@ -91,7 +91,7 @@ class Ledger:
                 raw = get_redis().hgetall(self._held_key())
             except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
                 raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
-            self._held = {name.decode(): json.loads(value) for name, value in raw.items()}
+            self._held = {as_text(name): json.loads(value) for name, value in raw.items()}
         return self._held
 
     def _insert(self, step: str, provider_id: str | None, result: Any) -> None:

@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.db.redis_client import as_text, get_redis, key
 
 WINDOW_S = 24 * 3600
 FAILED_TTL_S = 3600
@@ -44,7 +44,7 @@ def claim_enqueue(idempotency_key: str, message_id: str, window_s: int = WINDOW_
     if client.set(name, message_id, nx=True, ex=window_s):
         return None
     holder = client.get(name)
-    return holder.decode() if holder else None
+    return as_text(holder) if holder else None
 
 
 def release_enqueue(idempotency_key: str, message_id: str) -> None:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.db.redis_client import as_text, get_redis, key
 from cep_automation.records.state_writer import writer
 
 KEEP_COMPLETED_S = 24 * 3600
@@ -78,8 +78,8 @@ def get_job(message_id: str) -> JobInfo | None:
     raw = client.hgetall(key("job", message_id))
     if not raw:
         return None
-    data = {k.decode(): v.decode() for k, v in raw.items()}
-    lines = [line.decode() for line in client.lrange(key("job", message_id, "log"), 0, -1)]
+    data = {as_text(k): as_text(v) for k, v in raw.items()}
+    lines = [as_text(line) for line in client.lrange(key("job", message_id, "log"), 0, -1)]
     return JobInfo(
         message_id=message_id,
         state=data["state"],

@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cep_automation.settings import get_settings
+
+if TYPE_CHECKING:
+    from prometheus_client.core import GaugeMetricFamily
 
 logger = logging.getLogger("cep_automation.records.metrics")
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
@@ -70,7 +74,7 @@ def queue_lengths() -> dict[tuple[str, str], int]:
 class QueueLengthCollector:
     """Reports ``queue_length{queue,state}`` when scraped."""
 
-    def collect(self) -> Any:
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         from prometheus_client.core import GaugeMetricFamily
 
         family = GaugeMetricFamily("queue_length", "Jobs per queue and state.", labels=["queue", "state"])
@@ -89,8 +93,8 @@ def render() -> tuple[bytes, str]:
     from prometheus_client import multiprocess
 
     registry = prom.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    registry.register(QueueLengthCollector())  # type: ignore[arg-type]
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
+    registry.register(QueueLengthCollector())
     return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
 
 
@@ -130,4 +134,4 @@ def mark_process_dead(pid: int) -> None:
     """Drop a stopped process's live gauges (counters and histograms are kept, as Prometheus expects)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid, multiproc_dir())
+    multiprocess.mark_process_dead(pid, multiproc_dir())  # type: ignore[no-untyped-call]  # unannotated in prometheus_client

@@ -91,4 +91,5 @@ class FakeGraph(FakeServer):
         auth = request.headers.get("authorization", "")
         if auth.startswith("Bearer "):
             return auth[len("Bearer "):]
-        return (request.query.get("access_token") or [None])[0]
+        tokens = request.query.get("access_token")
+        return tokens[0] if tokens else None

@@ -71,7 +71,7 @@ def scoped_key(actor: str, header: str | None) -> str | None:
 
 def send(actor: CepActor, payload: dict[str, Any], idempotency_key: str | None) -> Response:
     """Validate (as the document says, so strictly) and enqueue; blocking (Redis), so run in the thread pool."""
-    options = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
         enqueued = enqueue_job(actor, payload, strict=True, **options)
     except PayloadError as exc:
