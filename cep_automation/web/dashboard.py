@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from cep_automation.errors import ServiceUnavailable
+from cep_automation.records.broker_state import HEARTBEAT_WINDOW_MS, workers_seen
 from cep_automation.records.job_state import STATES
 from cep_automation.web import dashboard_data as data
 from cep_automation.web.jobs_api import MESSAGE_ID
@@ -38,7 +39,7 @@ def attempt(read: Any, *args: Any) -> tuple[Any, str | None]:
 
 def overview(request: Request) -> Response:
     queues, queue_error = attempt(data.queue_counts)
-    workers, worker_error = attempt(data.workers_seen, own_broker_ids())
+    workers, worker_error = attempt(workers_seen, own_broker_ids())
     schedules, schedule_error = attempt(data.schedules)
     return render(request, "overview.html", page="overview", queues=queues or [], workers=workers or [],
                   schedules=schedules or [], errors=[e for e in (queue_error, worker_error, schedule_error) if e])
@@ -78,6 +79,6 @@ def schedules(request: Request) -> Response:
 
 
 def workers(request: Request) -> Response:
-    listed, error = attempt(data.workers_seen, own_broker_ids())
+    listed, error = attempt(workers_seen, own_broker_ids())
     return render(request, "workers.html", page="workers", workers=listed or [], errors=[error] if error else [],
-                  window_s=data.HEARTBEAT_WINDOW_MS // 1000)
+                  window_s=HEARTBEAT_WINDOW_MS // 1000)
