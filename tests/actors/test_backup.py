@@ -82,11 +82,12 @@ def test_old_backups_are_rotated(db, backup_env, redis_client, monkeypatch):
     s3_server, bucket = backup_env
     import datetime as dt
 
+    from cep_automation.plugins.kinds import Storage
     from cep_automation.runtime.integrations import enabled
 
     first = backup_daily(media=False)["database"]["key"]
     # Given a retention of 30 days and "now" 31 days later, the first dump is rotated out
-    store = enabled("storage")[0]
+    store = enabled(Storage)[0]
     deleted = store.rotate("backups/", 30, dt.datetime.now(dt.UTC) + dt.timedelta(days=31))
     assert first in deleted and first not in stored(s3_server, bucket)
 
