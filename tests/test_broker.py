@@ -31,8 +31,8 @@ def test_amqp_url_gives_rabbitmq_and_stub_gives_stub():
 def test_middleware_order_is_documented_and_retries_come_last():
     order = names(build_broker(settings("stub://")))
     assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
-                     "CurrentMessage", "PeriodiqMiddleware", "PayloadValidation", "DeliveryLimit", "Idempotency",
-                     "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
+                     "CurrentMessage", "BrokerMaintenance", "PeriodiqMiddleware", "PayloadValidation", "DeliveryLimit",
+                     "Idempotency", "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
     import cep_automation.broker as module
 
     for name in order:

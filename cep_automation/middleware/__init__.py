@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cep_automation.middleware.audit import Audit
+from cep_automation.middleware.broker_state import BrokerMaintenance
 from cep_automation.middleware.dead_letters import DeadLetters
 from cep_automation.middleware.delivery_limit import DeliveryLimit
 from cep_automation.middleware.idempotency import Idempotency
@@ -12,5 +13,6 @@ from cep_automation.middleware.retries import Retries
 from cep_automation.middleware.validation import PayloadValidation
 
 __all__ = [
-    "Audit", "DeadLetters", "DeliveryLimit", "Idempotency", "JobState", "Metrics", "PayloadValidation", "Retries",
+    "Audit", "BrokerMaintenance", "DeadLetters", "DeliveryLimit", "Idempotency", "JobState", "Metrics",
+    "PayloadValidation", "Retries",
 ]

@@ -4,6 +4,7 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 
 1. ``AgeLimit``, ``TimeLimit``, ``ShutdownNotifications``, ``Callbacks``, ``Pipelines`` — Dramatiq's defaults
 2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
+   ``BrokerMaintenance`` — every 10 s, gives dead workers' messages back to their queues (Redis)
 3. ``PeriodiqMiddleware`` — carries the ``periodic`` actor option, skips stale ticks
 4. ``PayloadValidation`` — checks the payload again when processed (the producer checked it at
    enqueue, in ``runtime/enqueue.py``); an invalid one fails without retries
@@ -39,6 +40,7 @@ from periodiq import PeriodiqMiddleware
 
 from cep_automation.middleware import (
     Audit,
+    BrokerMaintenance,
     DeadLetters,
     DeliveryLimit,
     Idempotency,
@@ -61,6 +63,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Callbacks(),
         Pipelines(),
         CurrentMessage(),
+        BrokerMaintenance(),
         PeriodiqMiddleware(skip_delay=300),
         PayloadValidation(),
         DeliveryLimit(),
@@ -86,6 +89,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.redis import RedisBroker
 
+        from cep_automation.broker import consumer
+
+        consumer.install()  # consumer threads that keep their delayed messages through a Redis outage
         broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is unannotated
             url=url, namespace=settings.cep_namespace, middleware=[],
             heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
