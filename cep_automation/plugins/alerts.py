@@ -15,21 +15,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cep_automation.errors import PermanentError, TransientError
-from cep_automation.plugins.default_alerts import SEVERITIES
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import HttpIntegration
-from cep_automation.plugins.kinds import Alerts
+from cep_automation.plugins.kinds import Alerts, check_severity
 from cep_automation.redact import redact
 from cep_automation.settings import Settings
 
 COLORS = {"low": "#439FE0", "medium": "#ECB22E", "high": "#E01E5A", "critical": "#7A0019"}
 WEBHOOK_CLIENT = "alert-webhook"
 SMTP_TIMEOUT_S = 30.0
-
-
-def check_severity(severity: str) -> None:
-    if severity not in SEVERITIES:
-        raise ValueError(f"unknown alert severity {severity!r}; use one of {', '.join(SEVERITIES)}")
 
 
 def alert_text(severity: str, title: str, body: str = "") -> str:

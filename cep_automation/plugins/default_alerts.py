@@ -6,9 +6,8 @@ import logging
 from typing import Any
 
 from cep_automation.plugins.hookspecs import Register, hookimpl
-from cep_automation.plugins.kinds import Alerts
+from cep_automation.plugins.kinds import Alerts, check_severity
 
-SEVERITIES = ("low", "medium", "high", "critical")
 _LEVELS = {"low": logging.INFO, "medium": logging.WARNING, "high": logging.ERROR, "critical": logging.CRITICAL}
 
 
@@ -18,8 +17,7 @@ class LogAlerts(Alerts):
     name = "log"
 
     def send(self, severity: str, title: str, body: str = "", **context: Any) -> None:
-        if severity not in SEVERITIES:
-            raise ValueError(f"unknown alert severity {severity!r}; use one of {', '.join(SEVERITIES)}")
+        check_severity(severity)
         logging.getLogger("cep_automation.alerts").log(
             _LEVELS[severity], "[%s] %s %s", severity.upper(), title, body, extra={"alert": context}
         )

@@ -154,6 +154,15 @@ class Storage(Integration):
         raise NotImplementedError
 
 
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def check_severity(severity: str) -> None:
+    """Raise ``ValueError`` for a severity that is not one of :data:`SEVERITIES` (a bug in the caller)."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown alert severity {severity!r}; use one of {', '.join(SEVERITIES)}")
+
+
 class Alerts(Integration):
     """Where alerts go (log, Slack-style webhook, email)."""
 

@@ -17,9 +17,9 @@ from typing import Any
 import redis
 
 from cep_automation.db.redis_client import get_redis, key
-from cep_automation.plugins.default_alerts import SEVERITIES, LogAlerts
+from cep_automation.plugins.default_alerts import LogAlerts
 from cep_automation.plugins.integration import Integration
-from cep_automation.plugins.kinds import Alerts
+from cep_automation.plugins.kinds import Alerts, check_severity
 from cep_automation.plugins.registry import Registry
 from cep_automation.redact import redact
 from cep_automation.settings import Settings, get_settings
@@ -48,8 +48,7 @@ def send_alert(sinks: Registry | Iterable[Integration], severity: str, title: st
     Raises:
       ValueError: an unknown severity (a bug in the caller, not a sink failure).
     """
-    if severity not in SEVERITIES:
-        raise ValueError(f"unknown alert severity {severity!r}; use one of {', '.join(SEVERITIES)}")
+    check_severity(severity)
     window_s = (settings or get_settings()).cep_alert_collapse_s
     if _collapsed(window_s, severity, title, body):
         logger.info("alert collapsed (an identical one was sent in the last %d s): [%s] %s",
