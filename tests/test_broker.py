@@ -31,7 +31,7 @@ def test_amqp_url_gives_rabbitmq_and_stub_gives_stub():
 def test_middleware_order_is_documented_and_retries_come_last():
     order = names(build_broker(settings("stub://")))
     assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
-                     "CurrentMessage", "BrokerMaintenance", "PeriodiqMiddleware", "PayloadValidation", "DeliveryLimit",
+                     "CurrentMessage", "BrokerMaintenance", "StaleTicks", "PayloadValidation", "DeliveryLimit",
                      "Idempotency", "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
     import cep_automation.broker as module
 

@@ -5,7 +5,8 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 1. ``AgeLimit``, ``TimeLimit``, ``ShutdownNotifications``, ``Callbacks``, ``Pipelines`` — Dramatiq's defaults
 2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
    ``BrokerMaintenance`` — every 10 s, gives dead workers' messages back to their queues (Redis)
-3. ``PeriodiqMiddleware`` — carries the ``periodic`` actor option, skips stale ticks
+3. ``StaleTicks`` — periodiq's middleware (the ``periodic`` actor option); skips a tick's first delivery
+   when it comes over 5 minutes late, never a retry
 4. ``PayloadValidation`` — checks the payload again when processed (the producer checked it at
    enqueue, in ``runtime/enqueue.py``); an invalid one fails without retries
 5. ``DeliveryLimit`` — dead-letters a message whose deliveries keep killing their worker (``PoisonMessage``)
@@ -36,7 +37,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from cep_automation.middleware import (
     Audit,
@@ -48,6 +48,7 @@ from cep_automation.middleware import (
     Metrics,
     PayloadValidation,
     Retries,
+    StaleTicks,
 )
 from cep_automation.settings import Settings
 
@@ -64,7 +65,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Pipelines(),
         CurrentMessage(),
         BrokerMaintenance(),
-        PeriodiqMiddleware(skip_delay=300),
+        StaleTicks(),
         PayloadValidation(),
         DeliveryLimit(),
         Idempotency(),

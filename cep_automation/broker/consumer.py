@@ -18,7 +18,7 @@ import logging
 import time
 
 import dramatiq.worker
-from dramatiq.errors import ConnectionError as BrokerConnectionError
+from dramatiq.errors import BrokerConnectionError
 
 RESTART_DELAY_S = 1.0
 logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")

@@ -10,9 +10,10 @@ from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
 from cep_automation.middleware.metrics import Metrics
 from cep_automation.middleware.retries import Retries
+from cep_automation.middleware.schedules import StaleTicks
 from cep_automation.middleware.validation import PayloadValidation
 
 __all__ = [
     "Audit", "BrokerMaintenance", "DeadLetters", "DeliveryLimit", "Idempotency", "JobState", "Metrics",
-    "PayloadValidation", "Retries",
+    "PayloadValidation", "Retries", "StaleTicks",
 ]

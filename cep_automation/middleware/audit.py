@@ -51,8 +51,13 @@ class Audit(Middleware):
         self._add(broker, message, status, meta)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        error = message.options.get(opt.ERROR)
-        meta = {"error": error["message"]} if error else {"reason": "duplicate or stale delivery"}
+        error, stale = message.options.get(opt.ERROR), message.options.get(opt.STALE_TICK)
+        if error:
+            meta: dict[str, Any] = {"error": error["message"]}
+        elif stale:
+            meta = {"reason": f"stale tick: first delivery {stale['late_s']} s after {stale['tick']}"}
+        else:
+            meta = {"reason": "duplicate delivery"}
         self._add(broker, message, "dead" if message.failed else "skipped", meta)
 
     def _add(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, status: str, meta: dict[str, Any]) -> None:

@@ -50,6 +50,8 @@ class Metrics(Middleware):
         m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()
         if opt.IDEMPOTENT_SKIP in message.options:
             m.skips.labels(message.queue_name, message.actor_name).inc()
+        if opt.STALE_TICK in message.options:
+            m.stale_ticks.labels(message.queue_name, message.actor_name).inc()
 
     def after_nack(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         metrics.job_metrics().dead.labels(message.queue_name, message.actor_name).inc()

@@ -54,6 +54,8 @@ def job_metrics() -> SimpleNamespace:
         retries=prom.Counter("job_retries", "Failed attempts that will be retried.", labels, registry=registry),
         dead=prom.Counter("job_dead_letters", "Messages sent to the dead letters.", labels, registry=registry),
         skips=prom.Counter("job_idempotent_skips", "Deliveries skipped as duplicates.", labels, registry=registry),
+        stale_ticks=prom.Counter("job_stale_ticks", "Scheduled ticks skipped: first delivery too late.", labels,
+                                 registry=registry),
     )
 
 
