@@ -17,8 +17,9 @@ RETRIES = "retries"  # Dramatiq's count of failed attempts
 TRACEBACK = "traceback"  # Dramatiq's traceback of the last failure
 ERROR = "cep_error"  # {"type", "message", ...}: why the message failed without an exception to show
 IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this delivery a duplicate
+RETRY_DELAY_MS = "cep_retry_delay_ms"  # the delay chosen for the retry that follows this attempt
 STALE_TICK = "cep_stale_tick"  # {"tick", "late_s"}: a scheduled tick whose first delivery came too late
 
 # Options that describe one failed delivery, not the job; a retry from the dead letters starts without them.
 DELIVERY_OPTIONS = frozenset({RETRIES, TRACEBACK, "requeue_timestamp", "eta", ERROR, IDEMPOTENT_SKIP, STALE_TICK,
-                              "redis_message_id", "dead_message_id"})
+                              RETRY_DELAY_MS, "redis_message_id", "dead_message_id"})

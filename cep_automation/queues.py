@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cep_automation.backoff import Backoff, exponential
+
+EXPONENTIAL_2S = exponential(2_000)  # 2 s, 4 s, 8 s … (±10%)
+
 # Dramatiq runs lower priority numbers first among messages a worker has fetched.
 PRIORITY_HIGH, PRIORITY_MEDIUM, PRIORITY_LOW = 0, 5, 10
 
@@ -22,7 +26,7 @@ class QueuePolicy:
       queue: the Redis queue it is sent to.
       priority: one of the ``PRIORITY_*`` values.
       attempts: total tries, the first one included.
-      backoff_ms: first retry delay; each later retry doubles it.
+      backoff: the retry delay curve (:mod:`cep_automation.backoff`).
       time_limit_s: how long one attempt may run.
       cron: UTC cron schedule for periodiq, or None.
       pool: the worker pool that consumes the queue.
@@ -32,7 +36,7 @@ class QueuePolicy:
     queue: str
     priority: int
     attempts: int
-    backoff_ms: int
+    backoff: Backoff
     time_limit_s: int
     cron: str | None
     pool: str
@@ -42,19 +46,23 @@ class QueuePolicy:
         return self.attempts - 1
 
     @property
+    def backoff_ms(self) -> int:
+        """The first retry's delay."""
+        return self.backoff.nominal_ms(1)
+
+    @property
     def max_backoff_ms(self) -> int:
-        # Exponential: backoff, 2*backoff, 4*backoff … up to the last retry.
-        factor: int = 2 ** max(self.max_retries - 1, 0)  # int ** int is typed Any (a negative power is a float)
-        return self.backoff_ms * factor
+        """The last retry's delay (Dramatiq's ``max_backoff``, for plain Dramatiq tools that read it)."""
+        return self.backoff.nominal_ms(max(self.max_retries, 1))
 
 
 POLICIES: tuple[QueuePolicy, ...] = (
-    QueuePolicy("lead.created", "leads", PRIORITY_HIGH, 3, 2_000, 60, None, "automation"),
-    QueuePolicy("campaign.sync", "campaigns", PRIORITY_MEDIUM, 3, 2_000, 600, "0 */6 * * *", "automation"),
-    QueuePolicy("stats.rollup", "stats", PRIORITY_LOW, 3, 2_000, 600, "0 2 * * *", "automation"),
-    QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, 2_000, 3_600, "0 3 * * *", "backup"),
-    QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, 2_000, 120, None, "llm"),
-    QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, 2_000, 60, None, "automation"),
+    QueuePolicy("lead.created", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),
+    QueuePolicy("campaign.sync", "campaigns", PRIORITY_MEDIUM, 3, EXPONENTIAL_2S, 600, "0 */6 * * *", "automation"),
+    QueuePolicy("stats.rollup", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 600, "0 2 * * *", "automation"),
+    QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, EXPONENTIAL_2S, 3_600, "0 3 * * *", "backup"),
+    QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, EXPONENTIAL_2S, 120, None, "llm"),
+    QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),
 )
 
 BY_ACTOR = {p.actor: p for p in POLICIES}
@@ -94,5 +102,6 @@ def actor_options(actor: str) -> dict[str, Any]:
         "max_retries": p.max_retries,
         "min_backoff": p.backoff_ms,
         "max_backoff": p.max_backoff_ms,
+        "backoff": p.backoff,
         "time_limit": p.time_limit_s * 1000,
     }
