@@ -9,6 +9,8 @@ Hierarchy::
     ├── MigrationError         a database migration failed
     ├── DeadLetterNotFound     no dead letter has that id
     ├── TransientError         worth retrying (timeout, 429, 5xx); may carry retry_after
+    │   ├── Unconfirmed        a send that may have reached the provider (read timeout): check before repeating
+    │   ├── Postponed          not a failure: the job waits (e.g. for a provider's confirmation), no attempt used
     │   └── BackupBusy         another backup holds the lock; this one runs later
     └── PermanentError         never worth retrying (invalid phone, unknown list)
         └── PayloadError       a job payload does not match its schema
@@ -61,6 +63,14 @@ class TransientError(CepError, Retry):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         Retry.__init__(self, message, delay=int(retry_after * 1000) if retry_after is not None else None)
+
+
+class Unconfirmed(TransientError):
+    """A request that may have reached the provider and been acted on (it timed out after it was sent)."""
+
+
+class Postponed(TransientError):
+    """The job must wait (for a provider's confirmation, say); its retry does not use up an attempt."""
 
 
 class BackupBusy(TransientError):

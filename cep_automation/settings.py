@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     whatsapp_access_token: SecretStr | None = None
     whatsapp_base_url: str = "https://graph.facebook.com/v23.0"
     whatsapp_rate_limit: int = Field(80, ge=1)
+    whatsapp_confirm_grace_s: int = Field(120, ge=0)
     whatsapp_advisor_template: str = "lead_advisor_notice"
     meta_access_token: SecretStr | None = None
     meta_app_secret: SecretStr | None = None

@@ -77,11 +77,27 @@ def run_marketing(steps: StepRunner, lead: LeadView) -> None:
     run_with(steps, "mailchimp", EmailMarketing, lambda m: m.upsert_contact(contact_of(lead)),
              missing=None if lead.email else "lead has no email")
     steps.job.progress(40)
-    # `missing=` skips a step without a phone or email, so `or ""` below never applies (it narrows the type).
-    run_with(steps, "whatsapp_lead", Messaging,
-             lambda w: w.send_template(lead.phone or "", whatsapp_template(lead.offer_type), "es",
-                                       [lead.name, lead.course_title or ""]),
-             missing=None if lead.phone else "lead has no phone")
+    send_whatsapp(steps, "whatsapp_lead", lead.phone, whatsapp_template(lead.offer_type),
+                  [lead.name, lead.course_title or ""], missing="lead has no phone")
+
+
+def send_whatsapp(steps: StepRunner, step: str, to: str | None, template: str, params: list[str], *,
+                  missing: str) -> None:
+    """A WhatsApp template, sent once: with a service that confirms sends, a job that died while sending
+    asks before it sends again (``Ledger.run_confirmable``); otherwise a plain ledger step."""
+    if not to:
+        steps.skip(step, missing)
+        return
+    messaging = integrations.first(Messaging)
+    if messaging is None:
+        steps.skip(step, integrations.why_none(Messaging))
+        return
+    if not messaging.confirms_sends:
+        steps.run(step, lambda: messaging.send_template(to, template, "es", params))
+        return
+    steps.run_confirmable(step, lambda reference: messaging.send_template(to, template, "es", params,
+                                                                          reference=reference),
+                          messaging.confirmed, grace_s=get_settings().whatsapp_confirm_grace_s)
 
 
 def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], Any],
@@ -106,10 +122,9 @@ def run_notices(steps: StepRunner, lead: LeadView) -> None:
                                        {"NAME": lead.name, "COURSE": lead.course_title or "",
                                         "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
              missing=None if lead.email else "lead has no email")
-    run_with(steps, "whatsapp_advisor", Messaging,
-             lambda w: w.send_template(lead.advisor_phone or "", settings.whatsapp_advisor_template, "es",
-                                       [lead.name, lead.course_title or "", lead.campus_label]),
-             missing=None if lead.advisor_phone else f"campus {lead.campus_label} has no advisor phone")
+    send_whatsapp(steps, "whatsapp_advisor", lead.advisor_phone, settings.whatsapp_advisor_template,
+                  [lead.name, lead.course_title or "", lead.campus_label],
+                  missing=f"campus {lead.campus_label} has no advisor phone")
     steps.job.progress(70)
 
 

@@ -29,7 +29,7 @@ from dramatiq.errors import BrokerConnectionError, Retry
 
 from cep_automation import options as opt
 from cep_automation.backoff import Backoff, exponential
-from cep_automation.errors import PermanentError
+from cep_automation.errors import PermanentError, Postponed
 from cep_automation.settings import get_settings
 
 ENQUEUE_PATIENCE_S = 60.0
@@ -78,14 +78,16 @@ class Retries(Middleware):
             return
         actor = broker.get_actor(message.actor_name)
         retries = message.options.get(opt.RETRIES, 0)
-        message.options[opt.RETRIES] = retries + 1
+        postponed = isinstance(exception, Postponed)  # waiting is not failing: no attempt is used up
+        if not postponed:
+            message.options[opt.RETRIES] = retries + 1
         message.options[opt.TRACEBACK] = traceback.format_exc(limit=30)
         message.options["requeue_timestamp"] = int(time.time() * 1000)
-        if self._gives_up(actor, message, exception, retries):
+        if not postponed and self._gives_up(actor, message, exception, retries):
             message.fail()
             self._exhausted(broker, actor, message, retries)
             return
-        delay = self.delay_ms(actor, message, exception, retries + 1)
+        delay = self.delay_ms(actor, message, exception, max(retries, 1) if postponed else retries + 1)
         if delay is None:
             message.fail()
             return

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import PermanentError, TransientError, Unconfirmed
 from cep_automation.plugins.integration import Integration
 from cep_automation.redact import redact
 
@@ -92,22 +92,38 @@ class HttpClient:
         # A client cached by a thread that has ended still closes its connections when collected.
         self._close = weakref.finalize(self, self.session.close)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send a request; return the response if 2xx/3xx, else raise the classified error."""
+    def request(self, method: str, path: str, *, repeatable: bool = True, **kwargs: Any) -> requests.Response:
+        """Send a request; return the response if 2xx/3xx, else raise the classified error.
+
+        ``repeatable=False`` marks a request the provider would act on twice if sent twice (a WhatsApp or
+        email send): when it may have arrived — a read timeout, a connection dropped after sending — the
+        error is :class:`Unconfirmed`, so the caller checks before it sends again.
+        """
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
         started = time.monotonic()
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise TransientError(f"{self.name}: {method} {redact(path)} timed out ({type(exc).__name__})") from None
-        except requests.ConnectionError as exc:
-            raise TransientError(f"{self.name}: cannot connect to {self.base_url}: {type(exc).__name__}") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise self._failed(method, path, exc, repeatable) from None
         self.logger.info("%s %s → %d in %d ms", method, redact(path.split("?")[0]), response.status_code,
                          (time.monotonic() - started) * 1000)
         if response.status_code < 400:
             return response
         error = self.classify(response) if self.classify else None
         raise error or default_error(self.name, response)
+
+    def _failed(self, method: str, path: str, exc: Exception, repeatable: bool) -> TransientError:
+        """The error for a request that got no answer: was it surely never sent, or may it have arrived?"""
+        never_sent = isinstance(exc, requests.ConnectTimeout) or (
+            isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout)
+            and ("NewConnectionError" in repr(exc) or "Failed to establish" in str(exc)))
+        if never_sent:
+            return TransientError(f"{self.name}: cannot connect to {self.base_url}: {type(exc).__name__}")
+        what = f"{self.name}: {method} {redact(path)} got no answer ({type(exc).__name__})"
+        if repeatable:
+            return TransientError(what if not isinstance(exc, requests.Timeout) else
+                                  f"{self.name}: {method} {redact(path)} timed out ({type(exc).__name__})")
+        return Unconfirmed(what + "; the provider may have acted on it")
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

@@ -76,13 +76,24 @@ class TransactionalEmail(Integration):
 
 
 class Messaging(Integration):
-    """Instant messages (WhatsApp Cloud API)."""
+    """Instant messages (WhatsApp Cloud API).
+
+    A service that reports back, per message, a reference the sender chose (WhatsApp's status webhook
+    returns ``biz_opaque_callback_data``) sets ``confirms_sends`` and answers :meth:`confirmed`: a job that
+    died while sending then asks before it sends again, instead of sending twice.
+    """
 
     kind: ClassVar[str] = "messaging"
+    confirms_sends: ClassVar[bool] = False
 
-    def send_template(self, to: str, template: str, language: str, params: list[str]) -> str:
-        """Send a template message; return the message id (a ``wamid``)."""
+    def send_template(self, to: str, template: str, language: str, params: list[str], *,
+                      reference: str | None = None) -> str:
+        """Send a template message carrying our ``reference``; return the message id (a ``wamid``)."""
         raise NotImplementedError
+
+    def confirmed(self, reference: str) -> str | None:
+        """The message id the service confirmed for ``reference``, or None (unknown, or not yet)."""
+        return None
 
     def send_text(self, to: str, body: str) -> str:
         """Send free text (only inside the 24-hour window); return the message id."""

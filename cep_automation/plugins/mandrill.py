@@ -70,7 +70,7 @@ class Mandrill(HttpIntegration, TransactionalEmail):
             "message": self._message(to_email, to_name, merge_vars, metadata),
         }
         try:
-            results = self.client().post("/messages/send-template", json=body).json()
+            results = self.client().post("/messages/send-template", json=body, repeatable=False).json()
         except ValueError:
             raise PermanentError("mandrill: send-template answered 2xx without JSON; the email may have gone") from None
         return delivered_id(results, to_email)

@@ -24,6 +24,7 @@ from cep_automation.plugins.graph import GraphError
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
 from cep_automation.plugins.kinds import Messaging
+from cep_automation.records import confirmations
 from cep_automation.redact import mask_phone
 from cep_automation.settings import Settings
 
@@ -126,11 +127,22 @@ class WhatsApp(HttpIntegration, Messaging):
     def classify(self, response: requests.Response) -> Exception | None:
         return classify(response)
 
-    def send_template(self, to: str, template: str, language: str, params: list[str]) -> str:
+    confirms_sends = True
+
+    def send_template(self, to: str, template: str, language: str, params: list[str], *,
+                      reference: str | None = None) -> str:
         spec: dict[str, Any] = {"name": template, "language": {"code": language}}
         if params:
             spec["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}]
-        return self._send(to, {"type": "template", "template": spec}, f"template {template}")
+        message: dict[str, Any] = {"type": "template", "template": spec}
+        if reference:
+            message["biz_opaque_callback_data"] = reference[:512]
+        return self._send(to, message, f"template {template}")
+
+    def confirmed(self, reference: str) -> str | None:
+        """The ``wamid`` a status webhook reported for our ``biz_opaque_callback_data``."""
+        entry = confirmations.confirmed(self.name, reference[:512])
+        return str(entry["provider_id"]) if entry else None
 
     def send_text(self, to: str, body: str) -> str:
         return self._send(to, {"type": "text", "text": {"body": body, "preview_url": False}}, "text")
@@ -143,7 +155,8 @@ class WhatsApp(HttpIntegration, Messaging):
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(to), **message}
         self.rate_limit().acquire()
         try:
-            answer = self.client().post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body).json()
+            answer = self.client().post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body,
+                                        repeatable=False).json()
         except ValueError:
             raise PermanentError("whatsapp: 2xx answer without JSON; the message may have gone") from None
         wamid = message_id(answer)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.records.effects import Effect, Ledger
 from cep_automation.redact import redact
 from cep_automation.runtime.job import JobHandle
@@ -31,18 +31,27 @@ class StepRunner:
     def skip(self, step: str, reason: str) -> None:
         self._record(step, "skipped", reason)
 
-    def run(self, step: str, action: Callable[[], Any]) -> Effect | None:
-        """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised."""
+    def run(self, step: str, action: Callable[[], Any], *, direct: bool = False) -> Effect | None:
+        """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised.
+
+        ``direct``: ``action`` goes through the ledger itself and returns the :class:`Effect`.
+        """
         try:
-            effect = self.ledger.run(step, action)
+            effect = action() if direct else self.ledger.run(step, action)
         except Exception as exc:  # any failure of one step must not stop the others
             self.failures[step] = exc
             self._record(step, "failed", f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, (TransientError, PermanentError)):
                 logger.exception("Step %s failed unexpectedly", step)
             return None
-        self._record(step, "success", "done in an earlier attempt" if effect.replayed else None)
+        self._record(step, "success", describe(effect))
         return effect
+
+    def run_confirmable(self, step: str, send: Callable[[str], str], confirm: Callable[[str], str | None], *,
+                        grace_s: float) -> Effect | None:
+        """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
+        return self.run(step, lambda: self.ledger.run_confirmable(step, send, confirm, grace_s=grace_s),
+                        direct=True)
 
     def _record(self, step: str, status: str, detail: str | None) -> None:
         detail = redact(detail) if detail else None
@@ -59,4 +68,14 @@ class StepRunner:
             raise PermanentError(message)
         delays = [exc.retry_after for exc in self.failures.values()
                   if isinstance(exc, TransientError) and exc.retry_after is not None]
-        raise TransientError(message, retry_after=max(delays) if delays else None)
+        retry_after = max(delays) if delays else None
+        if all(isinstance(exc, Postponed) for exc in self.failures.values()):
+            raise Postponed(message, retry_after=retry_after)  # only waiting: no attempt is used up
+        raise TransientError(message, retry_after=retry_after)
+
+
+def describe(effect: Effect) -> str | None:
+    """What the step outcome says beyond "success"."""
+    if effect.unconfirmed:
+        return "may have been sent (no answer from the provider); not repeated"
+    return "done in an earlier attempt" if effect.replayed else None

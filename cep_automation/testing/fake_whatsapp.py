@@ -3,12 +3,21 @@
 Point ``WHATSAPP_BASE_URL`` at :attr:`FakeWhatsApp.base_url`. Accepted messages are recorded in
 :attr:`FakeWhatsApp.messages` and answered with a ``wamid``; :meth:`FakeWhatsApp.fail_with_code` answers
 any code of the api-contracts §3 table with its title and usual HTTP status.
+:meth:`FakeWhatsApp.send_statuses_to` makes it post a signed ``sent`` status webhook for each accepted
+message, carrying the ``biz_opaque_callback_data`` it was sent with, as WhatsApp does.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
 import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
 from typing import Any, ClassVar
 
 from cep_automation.testing.fake_graph import FakeGraph
@@ -60,6 +69,40 @@ class FakeWhatsApp(FakeGraph):
         self.phone_number_id = phone_number_id
         self.templates = templates
         self.messages: list[dict[str, Any]] = []
+        self.status_url: str | None = None
+        self.status_secret = ""
+        self.status_delay_s = 0.0
+        self.statuses_delivered = 0
+
+    def send_statuses_to(self, url: str, app_secret: str, *, delay_s: float = 0.1) -> None:
+        """Post a signed ``sent`` status of every accepted message to ``url`` (our ``/webhooks/whatsapp``),
+        ``delay_s`` after accepting it, retrying while the receiver does not answer 200 (as Meta does)."""
+        self.status_url, self.status_secret, self.status_delay_s = url, app_secret, delay_s
+
+    def _post_status(self, message_id: str, to: str, reference: str | None) -> None:
+        status: dict[str, Any] = {"id": message_id, "status": "sent", "timestamp": str(int(time.time())),
+                                  "recipient_id": to}
+        if reference:
+            status["biz_opaque_callback_data"] = reference
+        body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
+            {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+                "display_phone_number": "15550783881", "phone_number_id": self.phone_number_id},
+                "statuses": [status]}}]}]}).encode()
+        signature = "sha256=" + hmac.new(self.status_secret.encode(), body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(self.status_url or "", data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": signature})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        time.sleep(self.status_delay_s)
+        for _ in range(60):
+            try:
+                with opener.open(request, timeout=5) as answer:
+                    if answer.status == 200:
+                        with self._lock:
+                            self.statuses_delivered += 1
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
 
     def fail_with_code(self, code: int, http_status: int | None = None, *, times: int = 1,
                        headers: dict[str, str] | None = None, **fields: Any) -> None:
@@ -116,6 +159,9 @@ class FakeWhatsApp(FakeGraph):
         else:
             record["text"] = body["text"]["body"]
         self.messages.append(record)
+        if self.status_url:
+            threading.Thread(target=self._post_status, args=(message_id, body["to"],
+                             body.get("biz_opaque_callback_data")), daemon=True).start()
         return Reply(200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
                            "messages": [{"id": message_id, "message_status": "accepted"}]})
 

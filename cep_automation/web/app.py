@@ -23,6 +23,7 @@ from cep_automation.web import (
     jobs_api,
     openapi,
     webhook,
+    whatsapp_webhook,
 )
 from cep_automation.web.auth import TokenAuth
 from cep_automation.web.errors import EXCEPTION_HANDLERS
@@ -61,6 +62,7 @@ def routes() -> list[BaseRoute]:
         Route("/openapi.json", openapi.document),
         Route("/v1/jobs/{name}", jobs_api.dispatch, methods=ANY_METHOD),
         Route("/webhooks/meta/leads", webhook.endpoint, methods=["GET", "POST"]),
+        Route("/webhooks/whatsapp", whatsapp_webhook.endpoint, methods=["GET", "POST"]),
         Mount("/admin", routes=dashboard_routes()),
     ]
 

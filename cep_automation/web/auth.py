@@ -1,4 +1,4 @@
-"""The bearer token (``CEP_API_TOKEN``) in front of every route but ``/health``, ``/ready`` and the webhook.
+"""The bearer token (``CEP_API_TOKEN``) in front of every route but ``/health``, ``/ready`` and the webhooks.
 
 The API takes ``Authorization: Bearer <token>``; the dashboard also takes HTTP basic auth with the
 token as password (any user name), so a browser on a laptop or a phone can log in. Without a
@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cep_automation.web.errors import json_error
 
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/webhooks/meta/leads"})
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/webhooks/meta/leads", "/webhooks/whatsapp"})
 DASHBOARD_PREFIX = "/admin"
 REALM = 'Basic realm="cep-automation dashboard", charset="UTF-8"'
 

@@ -50,6 +50,8 @@ COMMON_SCHEMAS: dict[str, Any] = {
         "checks": {"type": "object"}}},
     "WebhookResult": {"type": "object", "properties": {
         name: {"type": "integer"} for name in ("received", "enqueued", "duplicates", "rejected")}},
+    "StatusResult": {"type": "object", "properties": {
+        name: {"type": "integer"} for name in ("statuses", "confirmed")}},
 }
 
 
@@ -123,19 +125,21 @@ def fixed_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "The job", "content": json_content(ref("Job"))},
                           **errors(401, 404, 503)}}},
         "/webhooks/meta/leads": webhook_path(public, text),
+        "/webhooks/whatsapp": webhook_path(public, text, "whatsapp_webhook", "StatusResult"),
     }
 
 
-def webhook_path(public: dict[str, Any], text: dict[str, Any]) -> dict[str, Any]:
+def webhook_path(public: dict[str, Any], text: dict[str, Any], name: str = "meta_webhook",
+                 result: str = "WebhookResult") -> dict[str, Any]:
     hub = [{"name": f"hub.{name}", "in": "query", "required": False, "schema": {"type": "string"}}
            for name in ("mode", "verify_token", "challenge")]
     signature = {"name": "X-Hub-Signature-256", "in": "header", "required": False, "schema": {"type": "string"}}
     return {
-        "get": {**public, "operationId": "meta_webhook_verify", "parameters": hub, "responses": {
+        "get": {**public, "operationId": f"{name}_verify", "parameters": hub, "responses": {
             "200": {"description": "The challenge, echoed", "content": text}, **errors(403)}},
-        "post": {**public, "operationId": "meta_webhook_deliver", "parameters": [signature],
+        "post": {**public, "operationId": f"{name}_deliver", "parameters": [signature],
                  "requestBody": {"required": True, "content": json_content({"type": "object"})},
-                 "responses": {"200": {"description": "Accepted", "content": json_content(ref("WebhookResult"))},
+                 "responses": {"200": {"description": "Accepted", "content": json_content(ref(result))},
                                **errors(400, 403, 413, 503)}},
     }
 
@@ -149,7 +153,7 @@ def build_document(broker: dramatiq.Broker) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "cep-automation", "version": "1", "description": "Job ingress, job status, health, "
-                 "metrics and the Meta Lead Ads webhook of CEP Formación's automation service."},
+                 "metrics, and the Meta Lead Ads and WhatsApp status webhooks of CEP Formación's automation service."},
         "paths": paths,
         "components": {"schemas": {**COMMON_SCHEMAS, **schemas},
                        "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},

@@ -138,3 +138,21 @@ def private_postgres():
     yield server
     server.destroy()
 
+
+
+STATUS_SECRET = "test-whatsapp-app-secret-7c1"
+
+
+@pytest.fixture
+def whatsapp_statuses(sandbox, cep_services):
+    """Our HTTP service (in a thread) receiving the fake WhatsApp's signed status webhooks, as in production."""
+    from cep_automation.settings import load_settings
+    from cep_automation.web import ServerThread, create_app
+
+    settings = load_settings(_env_file=None, redis_url=cep_services.redis_url, database_url=cep_services.database_url,
+                             cep_api_token="test-api-token-statuses", meta_app_secret=STATUS_SECRET)
+    server = ServerThread(create_app(settings)).start()
+    sandbox.whatsapp.send_statuses_to(server.url + "/webhooks/whatsapp", STATUS_SECRET)
+    yield server
+    sandbox.whatsapp.status_url = None
+    server.stop()

@@ -2,8 +2,10 @@
 
 The kill lands while every worker thread waits for WhatsApp to accept a message (a :class:`~faultkit.Gate`
 holds the requests), so each job dies mid-way with some steps done and some not; the held requests are then
-dropped, as a provider drops a request whose client vanished. A crash *after* the provider acted but before
-the ledger recorded it is the one gap left: the last test here pins it down.
+carried out, as a real provider finishes a request whose client vanished. The redelivered jobs learn from
+WhatsApp's status webhook (our reference in ``biz_opaque_callback_data``) that those messages went, and do
+not send them again. The last test pins down the limit: with no status webhook, a send that may have gone is
+repeated once the grace period is over.
 """
 
 from __future__ import annotations
@@ -52,13 +54,14 @@ def kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, database_url
     wait_for(lambda: caught_up(database_url, load, messages), what="the audit and job-state writers to catch up")
     worker.kill_worker_process()
     worker.wait(timeout=60)  # the Dramatiq CLI exits when its worker process dies
-    gate.release(drop=True)
+    gate.release(drop=False)  # WhatsApp sends what it received, though nobody waits for the answer
     return gate.held
 
 
 @pytest.mark.parametrize("count, kills", [(60, 1), pytest.param(240, 3, marks=pytest.mark.heavy)])
 def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
-        count, kills, db, sandbox, fault_env, workers, leads, producer, janitor, cep_services, redis_client):
+        count, kills, db, sandbox, fault_env, workers, leads, producer, janitor, cep_services, redis_client,
+        whatsapp_statuses):
     # Given a load of leads and a worker with four threads working through it
     load = leads(db, count)
     env = fault_env(WHATSAPP_RATE_LIMIT="1000")  # no rate-limit retries: only the killed jobs may replay steps
@@ -95,28 +98,46 @@ def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
     assert len(replayed) == killed_mid_job
 
 
-def test_a_crash_after_the_provider_acted_repeats_that_one_step(db, sandbox, workers, leads, producer, janitor,
-                                                                 redis_client, cep_services):
-    """The limit of exactly-once: WhatsApp has no idempotency key, so a crash between its answer and the ledger
-    insert sends that message again on redelivery. Every other step is still done once."""
-    # Given WhatsApp accepts the lead's message but its answer never reaches the worker
+def crash_after_whatsapp_accepted(sandbox, workers, leads, producer, janitor, redis_client, cep_services, db,
+                                  env=None):
+    """WhatsApp accepts the lead's message but its answer never reaches the worker, which is killed then;
+    a new worker gets the message again. Returns the lead and the settled ledger."""
     (lead,) = load = leads(db, 1)
     gate = Gate(sandbox.whatsapp, after_answer=True)
     gate.hold()
-    worker = workers(threads=1)
+    worker = workers(env, threads=1)
     messages = producer().send_leads(load)
     wait_for(lambda: gate.held == 1, what="WhatsApp to hold its answer")
-    # When the worker process is killed then, and a new worker gets the message again
     worker.kill_worker_process()
     worker.wait(timeout=60)
     gate.release(drop=False)
-    workers(threads=1)
+    workers(env, threads=1)
     ledger = wait_settled(cep_services.database_url, load, messages, redis_client, cep_services.namespace,
                           poke=lambda: janitor(SILENT_MS))
-    # Then the job completed once, Mailchimp was replayed from the ledger, and only the WhatsApp to the lead
-    # went twice
+    return lead, ledger
+
+
+def test_a_crash_after_whatsapp_accepted_is_reconciled_not_resent(db, sandbox, workers, leads, producer, janitor,
+                                                                  redis_client, cep_services, whatsapp_statuses):
+    # Given WhatsApp reports every accepted message to our status webhook with our reference, as it does
+    # When the worker dies after WhatsApp accepted the lead's message and before the ledger recorded it
+    lead, ledger = crash_after_whatsapp_accepted(sandbox, workers, leads, producer, janitor, redis_client,
+                                                 cep_services, db)
+    # Then the job completed once, and the redelivery learnt from WhatsApp's confirmation that the message went:
+    # it was not sent again
     assert ledger.completed(lead) == 1
     steps = ledger.audit[lead.id][-1]["metadata"]["steps"]
     assert steps["mailchimp"] == {"status": "success", "detail": REPLAYED}
-    assert steps["whatsapp_lead"] == {"status": "success"}
-    assert effects_at_fakes(sandbox, load).of(lead) == (2, 1, 1, 1, True)
+    assert steps["whatsapp_lead"] == {"status": "success", "detail": REPLAYED}
+    assert effects_at_fakes(sandbox, [lead]).of(lead) == (1, 1, 1, 1, True)
+
+
+def test_without_a_confirmation_the_send_is_repeated_after_the_grace(db, sandbox, fault_env, workers, leads,
+                                                                     producer, janitor, redis_client, cep_services):
+    """The limit of exactly-once, written down: when WhatsApp's status never reaches us (no webhook), a send
+    that may have gone is repeated once the grace period is over, rather than never made."""
+    env = fault_env(WHATSAPP_CONFIRM_GRACE_S="3")
+    lead, ledger = crash_after_whatsapp_accepted(sandbox, workers, leads, producer, janitor, redis_client,
+                                                 cep_services, db, env=env)
+    assert ledger.completed(lead) == 1
+    assert effects_at_fakes(sandbox, [lead]).of(lead) == (2, 1, 1, 1, True)

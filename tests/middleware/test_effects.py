@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cep_automation.errors import Postponed, TransientError, Unconfirmed
 from cep_automation.records.effects import Ledger
 
 
@@ -38,3 +39,79 @@ def test_failed_step_records_nothing_so_the_retry_runs_it(db):
 def test_keys_are_independent(db):
     Ledger("a").run("x", lambda: "1")
     assert Ledger("b").done("x") is None
+
+
+class Provider:
+    """A send that counts, and the confirmations the provider has given by reference."""
+
+    def __init__(self, fail: Exception | None = None):
+        self.sent: list[str] = []
+        self.confirmed: dict[str, str] = {}
+        self.fail = fail
+
+    def send(self, reference: str) -> str:
+        self.sent.append(reference)
+        if self.fail is not None:
+            raise self.fail
+        return f"wamid.{len(self.sent)}"
+
+
+def test_confirmable_send_records_its_effect_and_leaves_no_intent(db, redis_client):
+    ledger, provider = Ledger("lead.created:c1"), Provider()
+    effect = ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    assert (effect.provider_id, effect.replayed) == ("wamid.1", False)
+    assert provider.sent == ["lead.created:c1:whatsapp_lead"]  # our reference travels with the message
+    assert ledger._intent("whatsapp_lead") is None
+    assert ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60).replayed
+
+
+def test_a_send_that_may_have_gone_is_confirmed_not_repeated(db, redis_client):
+    # Given a send whose answer never came (it may have reached the provider)
+    ledger, provider = Ledger("lead.created:c2"), Provider(fail=Unconfirmed("read timed out"))
+    with pytest.raises(Unconfirmed):
+        ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    # When the provider's status webhook has confirmed it by our reference, and the job runs again
+    provider.confirmed["lead.created:c2:whatsapp_lead"] = "wamid.sent-before"
+    provider.fail = None
+    effect = ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    # Then it is recorded from the confirmation, not sent again
+    assert (effect.provider_id, effect.replayed) == ("wamid.sent-before", True)
+    assert len(provider.sent) == 1
+    assert ledger.done("whatsapp_lead").provider_id == "wamid.sent-before"
+
+
+def test_without_a_confirmation_the_job_waits_then_sends_after_the_grace(db, redis_client):
+    ledger, provider = Ledger("lead.created:c3"), Provider(fail=Unconfirmed("connection reset"))
+    with pytest.raises(Unconfirmed):
+        ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    provider.fail = None
+    # Within the grace period the job is postponed (no attempt used up), and nothing is sent
+    with pytest.raises(Postponed, match="waiting up to"):
+        ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    assert len(provider.sent) == 1
+    # After it, no confirmation having come, it is sent again
+    effect = ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=0)
+    assert (effect.provider_id, len(provider.sent)) == ("wamid.2", 2)
+
+
+def test_a_send_that_surely_failed_is_sent_again_at_once(db, redis_client):
+    ledger, provider = Ledger("lead.created:c4"), Provider(fail=TransientError("HTTP 503"))
+    with pytest.raises(TransientError):
+        ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60)
+    provider.fail = None
+    assert ledger.run_confirmable("whatsapp_lead", provider.send, provider.confirmed.get, grace_s=60).provider_id
+    assert len(provider.sent) == 2
+
+
+def test_an_unconfirmable_send_that_may_have_gone_is_not_repeated(db):
+    # Mandrill has no idempotency key and no confirmation by our reference: at most once after a timeout
+    ledger, sent = Ledger("lead.created:c5"), []
+
+    def send():
+        sent.append(1)
+        raise Unconfirmed("mandrill: POST /messages/send-template got no answer")
+
+    first = ledger.run("confirmation_email", send)
+    again = ledger.run("confirmation_email", send)
+    assert first.unconfirmed and again.unconfirmed and again.replayed
+    assert sent == [1]

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import PermanentError, TransientError, Unconfirmed
 from cep_automation.plugins.http import HttpClient
 from cep_automation.testing import FakeServer
 from cep_automation.testing.fakes import Reply
@@ -66,6 +66,21 @@ def test_read_timeout_is_transient(server):
     server.fail_next(200, {}, delay_s=1.0)
     with pytest.raises(TransientError, match="timed out"):
         client(server, timeout=(1, 0.2)).get("/slow")
+
+
+def test_a_send_that_timed_out_is_unconfirmed_not_plainly_transient(server):
+    # A send the provider would act on twice: a timeout after it left may mean it arrived
+    server.fail_next(200, {}, delay_s=1.0)
+    with pytest.raises(Unconfirmed, match="may have acted"):
+        client(server, timeout=(1, 0.2)).post("/messages", json={}, repeatable=False)
+
+
+def test_a_send_that_could_not_connect_surely_failed():
+    from cep_automation.testing.ports import free_port
+
+    with pytest.raises(TransientError, match="cannot connect") as raised:
+        HttpClient("nobody", f"http://127.0.0.1:{free_port()}").post("/messages", repeatable=False)
+    assert not isinstance(raised.value, Unconfirmed)
 
 
 def test_connection_refused_is_transient():

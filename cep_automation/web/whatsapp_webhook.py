@@ -1,0 +1,72 @@
+"""WhatsApp's status webhook ``GET|POST /webhooks/whatsapp`` (api-contracts §3, signed as in §4).
+
+Each status WhatsApp sends about one of our messages carries back the ``biz_opaque_callback_data`` we
+sent it with; we keep (reference → ``wamid``, status) in :mod:`cep_automation.records.confirmations`, so a
+job that died between WhatsApp accepting a message and the ledger recording it learns that the message
+went, instead of sending it twice. Statuses may repeat or arrive out of order; any of them proves the send.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cep_automation.records import confirmations
+from cep_automation.settings import Settings
+from cep_automation.web.errors import ApiError, json_error
+from cep_automation.web.webhook import dicts, secret_of, signature_ok, verify
+
+logger = logging.getLogger("cep_automation.web.whatsapp_webhook")
+PROVIDER = "whatsapp"
+
+
+def statuses(body: Any) -> Iterator[dict[str, Any]]:
+    """Every status object of a ``whatsapp_business_account`` delivery."""
+    if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
+        return
+    for entry in dicts(body.get("entry")):
+        for change in dicts(entry.get("changes")):
+            value = change.get("value")
+            if change.get("field") == "messages" and isinstance(value, dict):
+                yield from dicts(value.get("statuses"))
+
+
+def record_statuses(found: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"statuses": len(found), "confirmed": 0}
+    for status in found:
+        reference, wamid = status.get("biz_opaque_callback_data"), status.get("id")
+        if isinstance(reference, str) and reference and isinstance(wamid, str) and wamid:
+            confirmations.record(PROVIDER, reference, wamid, str(status.get("status", "")))
+            counts["confirmed"] += 1
+    return counts
+
+
+async def endpoint(request: Request) -> Response:
+    return await receive(request) if request.method == "POST" else await run_in_threadpool(verify, request)
+
+
+async def receive(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    app_secret = secret_of(settings.meta_app_secret)
+    if not app_secret:
+        return json_error(503, "META_APP_SECRET is not set: deliveries cannot be verified")
+    raw = await request.body()
+    if not signature_ok(raw, request.headers.get("x-hub-signature-256"), app_secret):
+        return json_error(403, "invalid or missing X-Hub-Signature-256")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return json_error(400, "the body is not valid JSON")
+    try:
+        counts = await run_in_threadpool(record_statuses, list(statuses(body)))
+    except redis.RedisError as exc:  # WhatsApp retries a non-200: nothing is lost
+        raise ApiError(503, f"confirmations cannot be stored now: {type(exc).__name__}") from None
+    logger.info("WhatsApp webhook: %(statuses)d status(es), %(confirmed)d with our reference", counts)
+    return JSONResponse(counts)
