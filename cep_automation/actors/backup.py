@@ -6,8 +6,10 @@ is retried later. Any failure sends a critical alert.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol, cast
 
@@ -45,6 +47,8 @@ class BackupStorage(Protocol):
 
     def open(self, key: str) -> IO[bytes]: ...
 
+    def delete(self, key: str) -> None: ...
+
     def ensure_lifecycle(self, prefix: str, days: int) -> bool: ...
 
     def rotate(self, prefix: str, keep_days: int, now: dt.datetime | None = None) -> list[str]: ...
@@ -67,17 +71,20 @@ def dump_database(store: BackupStorage, object_key: str, handle: JobHandle) -> d
     """Stream ``pg_dump -Fc`` into the upload, then read it back through ``pg_restore --list``."""
     settings = get_settings()
     major = backups.server_major(settings.database_url)
+    pg_restore = backups.find_pg_tool("pg_restore", major, settings.cep_pg_bin_dir)
     dump = backups.DumpProcess(backups.find_pg_tool("pg_dump", major, settings.cep_pg_bin_dir), settings.database_url)
-    try:
-        store.upload(object_key, dump.stream)
-        dump.finish()
-    finally:
-        dump.kill()
-    handle.progress(60)
-    stored = backups.HashingReader(store.open(object_key))
-    entries = backups.verify_dump(backups.find_pg_tool("pg_restore", major, settings.cep_pg_bin_dir), stored)
-    if (stored.size, stored.sha256) != (dump.stream.size, dump.stream.sha256):
-        raise TransientError(f"stored dump differs from what was sent ({stored.size} vs {dump.stream.size} bytes)")
+    with removed_on_failure(store, object_key):
+        try:
+            store.upload(object_key, dump.stream)
+            dump.finish()
+        finally:
+            dump.kill()
+        handle.progress(60)
+        stored = backups.HashingReader(store.open(object_key))
+        entries = backups.verify_dump(pg_restore, stored)
+        if (stored.size, stored.sha256) != (dump.stream.size, dump.stream.sha256):
+            raise TransientError(f"stored dump differs from what was sent ({stored.size} vs {dump.stream.size}"
+                                 " bytes)")
     record("database", object_key, dump.stream.size, dump.stream.sha256, True, f"{entries} entries")
     handle.log(f"database dump {object_key}: {dump.stream.size} bytes, sha256 {dump.stream.sha256[:12]}…, "
                f"{entries} entries verified")
@@ -89,13 +96,29 @@ def archive_media(store: BackupStorage, folder: Path, object_key: str, handle: J
         raise PermanentError(f"CEP_MEDIA_DIR {folder} is not a folder")
     raw, thread, state = backups.media_tar(folder)
     stream = backups.HashingReader(raw)
-    store.upload(object_key, stream)
-    thread.join(timeout=600)
-    if "error" in state:
-        raise TransientError(f"media archive failed: {state['error']}")
+    with removed_on_failure(store, object_key):
+        store.upload(object_key, stream)
+        thread.join(timeout=600)
+        if "error" in state:
+            raise TransientError(f"media archive failed: {state['error']}")
     record("media", object_key, stream.size, stream.sha256, True, f"tar.gz of {folder}")
     handle.log(f"media archive {object_key}: {stream.size} bytes")
     return {"key": object_key, "size": stream.size, "sha256": stream.sha256}
+
+
+@contextlib.contextmanager
+def removed_on_failure(store: BackupStorage, object_key: str) -> Iterator[None]:
+    """Delete ``object_key`` if the block fails: a failed attempt leaves no orphan object (with no ``backups``
+    row) in the bucket. The delete is best effort; the bucket's lifecycle rule expires what it misses."""
+    try:
+        yield
+    except BaseException:
+        try:
+            store.delete(object_key)
+        except Exception as exc:
+            logger.warning("Could not remove %s after a failed backup (%s); the lifecycle rule will", object_key,
+                           type(exc).__name__)
+        raise
 
 
 class BackupLock:
@@ -121,13 +144,14 @@ def run_backup(payload: BackupPayload, handle: JobHandle) -> dict[str, Any]:
     store = cast(BackupStorage, storage())  # S3Storage, the one storage plugin, provides the retention methods
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     prefix = settings.backup_prefix
+    # The lifecycle rule first: on a new bucket, whatever a failed attempt could not remove still expires.
+    store.ensure_lifecycle(prefix, settings.backup_retention_days)
     handle.progress(10)
     result: dict[str, Any] = {"database": dump_database(store, f"{prefix}cep_{stamp}.dump", handle)}
     handle.progress(75)
     if payload.media and settings.cep_media_dir:
         result["media"] = archive_media(store, Path(settings.cep_media_dir), f"{prefix}media_{stamp}.tar.gz", handle)
     handle.progress(85)
-    store.ensure_lifecycle(prefix, settings.backup_retention_days)
     result["rotated"] = store.rotate(prefix, settings.backup_retention_days, dt.datetime.now(dt.UTC))
     handle.progress(100)
     return result

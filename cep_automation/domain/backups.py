@@ -113,7 +113,12 @@ def _drain(pipe: IO[bytes], into: dict[str, bytes], name: str) -> threading.Thre
 
 
 def verify_dump(pg_restore: str, stream: ByteStream) -> int:
-    """Feed a stored dump to ``pg_restore --list``; return its number of entries, or raise if unreadable."""
+    """Feed a stored dump to ``pg_restore --list``; return its number of entries, or raise if unreadable.
+
+    ``pg_restore --list`` exits once it has read the table of contents at the start of the dump; the rest of
+    the stream is still read to its end (and so hashed by a :class:`HashingReader`), or the size and hash
+    check that follows would compare the sent dump with its first megabyte.
+    """
     proc = subprocess.Popen([pg_restore, "--list"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     out: dict[str, bytes] = {}
@@ -124,7 +129,8 @@ def verify_dump(pg_restore: str, stream: ByteStream) -> int:
             stdin.write(chunk)
         stdin.close()
     except BrokenPipeError:
-        pass  # pg_restore stopped reading: its exit code says why
+        while stream.read(CHUNK):  # pg_restore has what it needs (or gave up: its exit code says so)
+            pass
     code = proc.wait(timeout=300)
     for reader in readers:
         reader.join(timeout=30)

@@ -141,3 +141,49 @@ def test_media_tar_is_streamed_through_a_pipe(tmp_path):
     thread.join()
     assert data[:2] == b"\x1f\x8b" and "error" not in state
     assert isinstance(thread, threading.Thread)
+
+
+@pytest.fixture
+def bulk_table(db):
+    """About 60 MB of rows that compress about 2:1, so the dump is far larger than a pipe's buffer."""
+    db.execute("CREATE TABLE bulk_for_backup (id int PRIMARY KEY, body text)")
+    db.execute("INSERT INTO bulk_for_backup SELECT g, (SELECT string_agg(md5(random()::text || g || i), '')"
+               " FROM generate_series(1, 16) AS i) FROM generate_series(1, 120000) AS g")
+    yield
+    db.execute("DROP TABLE bulk_for_backup")
+
+
+def test_a_dump_far_larger_than_a_pipe_buffer_is_stored_whole_and_verified(db, backup_env, redis_client,
+                                                                          bulk_table):
+    s3_server, bucket = backup_env
+    # When the database dumps to tens of megabytes (pg_restore --list stops reading after the table of contents)
+    result = backup_daily(media=False)
+    # Then the whole dump is stored, read back whole, hashed and recorded as verified
+    database = result["database"]
+    assert database["size"] > 20 * 1024 * 1024
+    assert stored(s3_server, bucket)[database["key"]] == database["size"]
+    row = db.execute("SELECT size_bytes, sha256, verified FROM backups WHERE object_key = %s",
+                     (database["key"],)).fetchone()
+    assert (row["size_bytes"], row["sha256"], row["verified"]) == (database["size"], database["sha256"], True)
+
+
+def test_a_failed_verification_leaves_no_object_behind(db, backup_env, redis_client, cep_services, tmp_path,
+                                                       monkeypatch):
+    s3_server, bucket = backup_env
+    # Given a pg_restore that cannot read the dump (the real pg_dump, a pg_restore that fails as a broken one does)
+    major = backups.server_major(cep_services.database_url)
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "pg_dump").symlink_to(backups.find_pg_tool("pg_dump", major, None))
+    broken = tools / "pg_restore"
+    broken.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo 'pg_restore (PostgreSQL) {major}.0' && exit 0\n"
+                      "cat > /dev/null; echo 'pg_restore: error: could not read input file' >&2; exit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CEP_PG_BIN_DIR", str(tools))
+    get_settings.cache_clear()
+    # When a backup runs and fails its verification
+    with pytest.raises(PermanentError, match="not a readable dump"):
+        backup_daily(media=False)
+    # Then no orphan dump stays in the bucket, and no backup is recorded
+    assert not [k for k in stored(s3_server, bucket) if k.endswith(".dump")]
+    assert db.execute("SELECT count(*) AS n FROM backups").fetchone()["n"] == 0
