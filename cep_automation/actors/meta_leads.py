@@ -17,6 +17,7 @@ from cep_automation.actors.leads import lead_created
 from cep_automation.db import connection
 from cep_automation.errors import PermanentError, TransientError
 from cep_automation.plugins.kinds import Ads
+from cep_automation.records.effects import Ledger
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
 from cep_automation.runtime.job import current_job
@@ -96,15 +97,20 @@ def store_lead(conn: psycopg.Connection[Any], row: dict[str, Any]) -> tuple[str,
      audit_entity=("meta_lead", "leadgen_id"))
 def meta_leadgen(leadgen_id: str, page_id: str, form_id: str, created_time: int,
                  ad_id: str | None = None) -> dict[str, Any]:
-    """Fetch the lead from the Graph API, store it once, and enqueue ``lead.created`` if it is new."""
+    """Fetch the lead from the Graph API, store it once, and enqueue ``lead.created`` for it once.
+
+    The enqueue is a step of the effects ledger, done after the insert's commit (so lead.created never
+    looks for a lead that is not visible yet) on every attempt until it is recorded: an attempt that died
+    between the insert and the enqueue is made good by the next one, which finds the lead already stored.
+    ``lead.created``'s own idempotency key makes a repeated enqueue return the first message.
+    """
     handle = current_job()
     lead = ads_integration(leadgen_id).fetch_lead(leadgen_id)
     handle.progress(50)
     with connection() as conn:
         lead_id, created = store_lead(conn, lead_row(lead, leadgen_id, form_id, created_time))
-    if created:
-        # After the commit, so lead.created can never look for a lead that is not visible yet.
-        lead_created.send(lead_id=lead_id)
+    Ledger(f"meta.leadgen:{leadgen_id}").run("enqueue_lead_created",
+                                             lambda: lead_created.send(lead_id=lead_id).message_id)
     handle.log(f"Meta lead {leadgen_id} (page {page_id}, form {form_id}) "
                + (f"stored as lead {lead_id}" if created else f"already stored as lead {lead_id}"))
     return {"lead_id": lead_id, "created": created, "leadgen_id": leadgen_id}

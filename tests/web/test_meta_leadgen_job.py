@@ -72,3 +72,22 @@ def test_without_an_ads_integration_it_is_permanent_and_names_the_setting(db, st
 def test_ids_must_be_numeric_before_they_reach_a_graph_url(stub_broker):
     with pytest.raises(PayloadError, match="leadgen_id"):
         meta_leadgen.send(leadgen_id="../me/accounts", **PAYLOAD)
+
+
+def test_an_attempt_that_died_between_insert_and_enqueue_is_made_good(db, stub_broker, graph):
+    # Given the state a crash leaves: the lead stored by an earlier attempt, and no lead.created sent
+    from cep_automation.actors.meta_leads import external_id, lead_row, store_lead
+
+    leadgen_id = graph.add_lead({"full_name": "Eva Ruiz", "email": "eva@example.com"}, ad_id=None,
+                                campaign_id=None, is_organic=True)
+    lead_id, created = store_lead(db, lead_row({"field_data": {"full_name": "Eva Ruiz"}}, leadgen_id, "5556667778",
+                                               1759914567))
+    assert created and lead_messages(stub_broker) == []
+    # When the job runs again (its redelivery)
+    result = meta_leadgen(leadgen_id=leadgen_id, **PAYLOAD)
+    # Then it finds the lead stored and still enqueues its follow-up, once
+    assert result == {"lead_id": lead_id, "created": False, "leadgen_id": leadgen_id}
+    assert db.execute("SELECT count(*) AS n FROM leads WHERE external_id = %s",
+                      (external_id(leadgen_id),)).fetchone()["n"] == 1
+    messages = lead_messages(stub_broker)
+    assert [(m["actor_name"], m["kwargs"]) for m in messages] == [("lead.created", {"lead_id": lead_id})]
