@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     # A worker silent this long is presumed dead and its unacknowledged messages are requeued.
     cep_heartbeat_timeout_ms: int = Field(60_000, ge=1_000)
     cep_max_retry_after_s: int = Field(900, ge=1, le=7 * 24 * 3600)
+    cep_retry_enqueue_patience_s: float = Field(60.0, ge=0)
     cep_db_pool_min: int = Field(1, ge=0)
     cep_db_pool_max: int = Field(10, ge=1)
     cep_metrics_port: int = Field(9191, ge=0, le=65535)

@@ -9,8 +9,9 @@ Replaces Dramatiq's ``Retries`` (same actor options: ``max_retries``, ``throws``
   message to the dead letters saying so, rather than parking it for days;
 * a :class:`~cep_automation.errors.PermanentError` fails at once;
 * the retry is enqueued from an after-hook, whose exceptions the broker swallows: with Redis down it would
-  vanish while the message is acknowledged. The enqueue waits out a short outage, and if Redis stays down
-  the message is failed instead — it then goes to the dead letters with the reason.
+  vanish while the message is acknowledged. The enqueue waits out an outage of up to
+  ``CEP_RETRY_ENQUEUE_PATIENCE_S`` (60 s), and if Redis stays down the message is failed instead — it then
+  goes to the dead letters as ``RetryNotEnqueued``, with the reason.
 
 The delay chosen is kept in the message option ``cep_retry_delay_ms`` (audit log, job page, tests).
 """
@@ -32,12 +33,11 @@ from cep_automation.backoff import Backoff, exponential
 from cep_automation.errors import PermanentError, Postponed
 from cep_automation.settings import get_settings
 
-ENQUEUE_PATIENCE_S = 60.0
 OUTAGE_ERRORS = (BrokerConnectionError, redis.ConnectionError, redis.TimeoutError)
 
 
 def enqueue_patiently(broker: dramatiq.Broker, message: dramatiq.Message[Any] | dramatiq.MessageProxy, delay: int,
-                      patience_s: float = ENQUEUE_PATIENCE_S) -> None:
+                      patience_s: float) -> None:
     """``broker.enqueue`` that waits out a broker outage of up to ``patience_s`` before it gives up.
 
     A retry enqueues the :class:`~dramatiq.MessageProxy` itself, as Dramatiq's own ``Retries`` does.
@@ -94,7 +94,7 @@ class Retries(Middleware):
         message.options[opt.RETRY_DELAY_MS] = delay
         self.logger.info("Retrying message %r in %d ms.", message.message_id, delay)
         try:
-            enqueue_patiently(broker, message, delay)
+            enqueue_patiently(broker, message, delay, get_settings().cep_retry_enqueue_patience_s)
         except Exception as exc:
             self.logger.error("Retry of message %r could not be enqueued (%s): dead-lettering it",
                               message.message_id, type(exc).__name__)

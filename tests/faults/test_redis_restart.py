@@ -51,3 +51,26 @@ def test_redis_restarted_mid_run_loses_nothing(count, down_s, private_redis, db,
     assert all(max(effects.of(lead)[:4]) <= 1 for lead in load)
     assert all(effects.of(lead) == (1, 1, 1, 1, True) for lead in load if lead.id not in dead)
     assert live_count(client, cep_services.namespace) == count - len(dead)
+
+
+def test_an_outage_longer_than_the_retry_patience_dead_letters_the_jobs_saying_why(
+        private_redis, db, sandbox, fault_env, workers, leads, producer, cep_services):
+    # Given a worker that waits 2 s for Redis to enqueue a retry, working through leads
+    env = fault_env(REDIS_URL=private_redis.url, BROKER_URL=private_redis.url, CEP_RETRY_ENQUEUE_PATIENCE_S="2")
+    load = leads(db, 20)
+    worker = workers(env, threads=THREADS)
+    messages = producer(private_redis.url).send_leads(load)
+    # When Redis dies while every thread waits on WhatsApp, and stays down far longer than that patience
+    wait_for(lambda: len(sandbox.whatsapp.messages) >= 4, timeout=120, what="part of the load")
+    while_threads_wait(sandbox.whatsapp, THREADS, private_redis.kill)
+    time.sleep(10)
+    private_redis.start()
+    client = redis.Redis.from_url(private_redis.url)
+    ledger = wait_settled(cep_services.database_url, load, messages, client, cep_services.namespace)
+    # Then nothing is lost: the jobs whose retry could not be enqueued are in the dead letters, saying so
+    assert worker.proc.poll() is None
+    lost = unsettled(ledger, load, messages)
+    assert len(lost) == 0, f"{len(lost)} lead(s) lost:\n" + "\n".join(stories(ledger, lost, messages))
+    not_enqueued = [letter for letter in ledger.letters.values() if letter["error_type"] == "RetryNotEnqueued"]
+    assert not_enqueued, {m: letter["error_type"] for m, letter in ledger.letters.items()}
+    assert all("its retry could not be enqueued" in letter["error_message"] for letter in not_enqueued)
