@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import dramatiq
 
@@ -24,3 +25,15 @@ if not any(isinstance(m, DeliveryLimit) for m in broker.middleware):
 def crash(reason: str = "segfault") -> None:
     """Dies as a segfault in a C extension or the OOM killer would: no exception, no ack, no after-hook."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dramatiq.actor(actor_name="faults.overrun", queue_name="leads", max_retries=1, min_backoff=100, max_backoff=100,
+                time_limit=1_000)
+def overrun(seconds: float = 30.0) -> None:
+    """Runs past its one-second time limit, as a job stuck on a provider that never answers would."""
+    from cep_automation.db.redis_client import get_redis, key
+
+    get_redis().incr(key("test", "overrun", "attempts"))
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:  # Python code, so Dramatiq's TimeLimit can interrupt it
+        time.sleep(0.05)
