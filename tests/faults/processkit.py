@@ -47,12 +47,18 @@ class WorkerProcess:
     """``dramatiq cep_automation.actors [modules] --queues …`` with its output in a log file."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, threads: int = 4, modules: Iterable[str] = (),
-                 queues: Iterable[str] = ("leads",), verbose: bool = False) -> None:
+                 queues: Iterable[str] = ("leads",), verbose: bool = False, argv: list[str] | None = None) -> None:
         self.log_path = log_path
-        argv = [sys.executable, "-m", "dramatiq", "cep_automation.actors", *modules, "--processes", "1",
-                "--threads", str(threads), "--queues", *queues, *(["--verbose"] if verbose else [])]
+        argv = argv or [sys.executable, "-m", "dramatiq", "cep_automation.actors", *modules, "--processes", "1",
+                        "--threads", str(threads), "--queues", *queues, *(["--verbose"] if verbose else [])]
         with log_path.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # A session of its own: a whole pool (its process group) can be killed at once, as a host dies.
+            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill_group(self) -> None:
+        """``kill -9`` the whole pool: the CLI's supervisor and every worker process it forked."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
     @property
     def log(self) -> str:
@@ -107,6 +113,10 @@ class WorkerProcess:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever the pool forked and left behind
+        except OSError:
+            pass
         self.proc.wait(timeout=10)
 
 
