@@ -1,14 +1,16 @@
 """A Dramatiq consumer thread that keeps what it holds through a broker outage.
 
-Dramatiq 2.2's ``ConsumerThread`` has two faults that lose work on a Redis restart, both seen in our chaos
-runs: on a connection error it drops its in-memory delay queue (retries waiting for their ETA), whose
-messages stay in this live worker's unacked set, so nobody ever runs them; and an error raised while it
-requeues on an unexpected failure (``LOADING`` while Redis reads its append-only file) kills the thread, so
-the worker stops consuming that queue for good.
+Dramatiq 2.2's ``ConsumerThread`` loses work on a Redis restart in several ways, seen in our chaos runs:
+on a connection error it drops its in-memory delay queue (retries waiting for their ETA) and, with its
+consumer, the messages that consumer had fetched but not handed out yet; a due retry whose move to its queue
+fails is dropped too. All of these stay in this live worker's unacked set, so nobody ever runs them. And an
+error raised while it requeues on an unexpected failure (``LOADING`` while Redis reads its append-only file)
+kills the thread: the worker stops consuming that queue for good.
 
-:class:`SteadyConsumerThread` keeps the delay queue (its messages are still this worker's in Redis and are
-enqueued when due, as if nothing happened), restarts its consumer without requeueing, and never lets an
-error end the thread while the worker runs. :func:`install` puts it in place of Dramatiq's class; the
+:class:`SteadyConsumerThread` keeps all of it: the delay queue, and the fetched messages and unacked ids of
+the broken consumer, carried over to the new one (they are still this worker's in Redis, and are handled as
+if nothing happened); a due retry that cannot be moved yet goes back to the delay queue; and no error ends
+the thread while the worker runs. :func:`install` puts it in place of Dramatiq's class; the
 broker factory calls it, so both ``cep-automation worker`` and the plain ``dramatiq`` CLI get it.
 """
 
@@ -18,6 +20,7 @@ import logging
 import time
 
 import dramatiq.worker
+from dramatiq.common import current_millis, iter_queue, q_name
 from dramatiq.errors import BrokerConnectionError
 
 RESTART_DELAY_S = 1.0
@@ -49,8 +52,10 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         self.broker.emit_before("consumer_thread_shutdown", self)
 
     def _consume(self) -> None:
+        previous = self.consumer
         self.consumer = self.broker.consume(queue_name=self.queue_name, prefetch=self.prefetch,
                                             timeout=self.worker_timeout)
+        carry_over(previous, self.consumer)
         for message in self.consumer:
             if message is not None:
                 self.handle_message(message)
@@ -59,6 +64,25 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
             self.handle_delayed_messages()
             if not self.running:
                 break
+
+    def handle_delayed_messages(self) -> None:
+        """Move due retries to their queue; one that cannot be moved now stays in the delay queue."""
+        for item in iter_queue(self.delay_queue):  # type: ignore[no-untyped-call]  # dramatiq.common is unannotated
+            message = item.message
+            if item.priority > current_millis():
+                self.delay_queue.put(item)
+                self.delay_queue.task_done()
+                break
+            due = message.copy(queue_name=q_name(message.queue_name))
+            del due.options["eta"]
+            try:
+                self.broker.enqueue(due)
+            except BaseException:
+                self.delay_queue.put(item)
+                self.delay_queue.task_done()
+                raise
+            self.post_process_message(message)
+            self.delay_queue.task_done()
 
     def _drop_consumer(self) -> None:
         """Close the broken consumer's connection without requeueing: what it held stays this worker's."""
@@ -76,6 +100,18 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         except Exception as exc:
             logger.warning("Could not requeue the delayed messages of %s at shutdown (%s); another worker's"
                            " requeue sweep will, once this worker's heartbeat is old", self.queue_name, exc)
+
+
+def carry_over(previous: object, current: object) -> None:
+    """Give the new consumer what the broken one held: fetched messages not handed out yet, unacked ids."""
+    if previous is None or previous is current:
+        return
+    cache, held = getattr(previous, "message_cache", None), getattr(previous, "queued_message_ids", None)
+    if isinstance(cache, list) and isinstance(getattr(current, "message_cache", None), list):
+        current.message_cache[:0] = [data for data in cache if data is not None]  # type: ignore[attr-defined]
+        cache.clear()
+    if isinstance(held, set) and isinstance(getattr(current, "queued_message_ids", None), set):
+        current.queued_message_ids |= held  # type: ignore[attr-defined]
 
 
 def install() -> None:
