@@ -192,10 +192,14 @@ def chaos_run(*, count, kills, private_redis, db, sandbox, fault_env, leads, cep
         "whatsapp_advisor": sum(1 for lead in load if effects.whatsapp_advisor[lead.id] > 1),
         "email": sum(1 for lead in load if effects.emails[lead.id] > 1),
     }
+    logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("pool-*.log"))
+    windows = {"reconciled": logs.count("an earlier attempt sent it (confirmed as"),
+               "resent_after_grace": logs.count("no confirmation"),
+               "unconfirmed": logs.count("recorded as unconfirmed")}
     report = (f"chaos seed={seed}: {count} leads, faults {faults}, {supervisor.restarts} pool restart(s), "
               f"{sum(storm.faults.values())} provider faults, {ingress.refused} refused posts; settled "
               f"{settle_s:.0f} s after the last fault; lost {len(lost)}, dead-lettered {len(dead)}, "
-              f"duplicates {duplicates}")
+              f"duplicates {duplicates}, kill-window sends {windows}")
     logger.warning(report)
     print(report)
     return lost, dead, duplicates, ledger, ingress.messages, load
