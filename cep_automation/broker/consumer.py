@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import dramatiq.worker
 from dramatiq.common import current_millis, iter_queue, q_name
@@ -102,16 +103,16 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
                            " requeue sweep will, once this worker's heartbeat is old", self.queue_name, exc)
 
 
-def carry_over(previous: object, current: object) -> None:
+def carry_over(previous: Any, current: Any) -> None:
     """Give the new consumer what the broken one held: fetched messages not handed out yet, unacked ids."""
     if previous is None or previous is current:
         return
     cache, held = getattr(previous, "message_cache", None), getattr(previous, "queued_message_ids", None)
     if isinstance(cache, list) and isinstance(getattr(current, "message_cache", None), list):
-        current.message_cache[:0] = [data for data in cache if data is not None]  # type: ignore[attr-defined]
+        current.message_cache[:0] = [data for data in cache if data is not None]
         cache.clear()
     if isinstance(held, set) and isinstance(getattr(current, "queued_message_ids", None), set):
-        current.queued_message_ids |= held  # type: ignore[attr-defined]
+        current.queued_message_ids |= held
 
 
 def install() -> None:
