@@ -17,11 +17,23 @@ MAX_CHARS = 120_000  # what is sent to the model; beyond this the text is cut
 
 @dataclass(frozen=True)
 class ParsedPDF:
-    """The document's text (tables as pipe-separated rows after each page's text)."""
+    """The document's text (tables as pipe-separated rows after each page's text), cut at ``MAX_CHARS``.
+
+    Extraction stops as soon as the text reaches ``MAX_CHARS``: the pages after that point are not read.
+
+    Attributes:
+      pages: the document's page count (all of them, read or not; at most ``max_pages``).
+      text: the first ``MAX_CHARS`` characters of the document's text and tables.
+      tables: the tables extracted, i.e. those on the pages read, up to the point where the text reached
+        ``MAX_CHARS``; a table beyond the cut is not counted.
+      pages_read: the pages whose text was extracted (``pages`` unless the limit was reached first; the last
+        one read may be cut, and its tables after the limit are not read).
+    """
 
     pages: int
     text: str
     tables: int
+    pages_read: int
 
 
 def _table_text(table: list[list[str | None]]) -> str:
@@ -54,14 +66,34 @@ def parse_pdf(path: str | Path, max_pages: int = MAX_PAGES) -> ParsedPDF:
 
 
 def _read(pdf: PDF) -> ParsedPDF:
-    parts, tables = [], 0
+    """Text then tables of each page, until the text so far (parts joined by blank lines) reaches ``MAX_CHARS``.
+
+    The result is the same as extracting every page and cutting the joined text: each part only appends to
+    it, so once ``MAX_CHARS`` characters are there the rest cannot change them.
+    """
+    parts: list[str] = []
+    length, tables, pages_read = 0, 0, 0
+
+    def add(part: str) -> bool:
+        """Keep a non-blank part; true once the text is long enough."""
+        nonlocal length
+        if part.strip():
+            length += len(part) + (2 if parts else 0)  # "\n\n" between parts
+            parts.append(part)
+        return length >= MAX_CHARS
+
     for page in pdf.pages:
-        parts.append(page.extract_text() or "")
-        for table in page.extract_tables():
-            parts.append(_table_text(table))
-            tables += 1
+        pages_read += 1
+        full = add(page.extract_text() or "")
+        if not full:
+            for table in page.extract_tables():
+                tables += 1
+                if full := add(_table_text(table)):
+                    break
         page.close()  # keeps memory flat on long documents
-    text = "\n\n".join(p for p in parts if p.strip())
+        if full:
+            break
+    text = "\n\n".join(parts)
     if not text.strip():
         raise PermanentError("PDF has no extractable text (a scanned document?); upload a text PDF")
-    return ParsedPDF(pages=len(pdf.pages), text=text[:MAX_CHARS], tables=tables)
+    return ParsedPDF(pages=len(pdf.pages), text=text[:MAX_CHARS], tables=tables, pages_read=pages_read)

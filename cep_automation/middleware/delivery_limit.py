@@ -10,7 +10,9 @@ retried or skipped — so only deliveries that never finished add up. Past ``max
 failed without running: it goes to the dead letters with the error type ``PoisonMessage``.
 
 Place it after ``PayloadValidation`` (an invalid payload never runs, so it needs no count) and before
-``Idempotency`` (a poison message must not take an idempotency key) and ``Retries``.
+``Idempotency`` (a poison message must not take an idempotency key) and ``Retries``. It also takes the
+message's idempotency key for ``Idempotency`` in the same round trip, and writes the run's outcome with the
+count's removal (:mod:`cep_automation.records.delivery`): one Redis round trip before a message, one after.
 """
 
 from __future__ import annotations
@@ -24,17 +26,14 @@ from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
 from cep_automation import options as opt
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.records import delivery
+from cep_automation.records.delivery import COUNT_TTL_S, deliveries_key
 
 logger = logging.getLogger("cep_automation.middleware.DeliveryLimit")
 
 DEFAULT_MAX_DELIVERIES = 5
-COUNT_TTL_S = 3 * 24 * 3600  # longer than any redelivery gap; a forgotten count cannot linger for ever
 ERROR_TYPE = "PoisonMessage"
-
-
-def deliveries_key(message_id: str) -> str:
-    return key("deliveries", message_id)
+__all__ = ["COUNT_TTL_S", "DEFAULT_MAX_DELIVERIES", "ERROR_TYPE", "DeliveryLimit", "deliveries_key"]
 
 
 class DeliveryLimit(Middleware):
@@ -51,6 +50,7 @@ class DeliveryLimit(Middleware):
         if max_deliveries < 1:
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
         self.max_deliveries = max_deliveries
+        self._settled: set[str] = set()  # retries whose delivery was settled when they were enqueued
 
     @property
     def actor_options(self) -> set[str]:
@@ -62,10 +62,19 @@ class DeliveryLimit(Middleware):
         return int(limit) if limit else self.max_deliveries
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        deliveries = self._count(message.message_id)
         limit = self.limit_for(broker, message)
-        if deliveries is None or deliveries <= limit:
+        idem_key = message.options.get(opt.IDEMPOTENCY_KEY) if self._has_idempotency(broker) else None
+        try:
+            admission = delivery.admit(message.message_id, limit, idem_key, run_ttl_s(broker, message))
+        except redis.RedisError as exc:  # cannot count: the message runs (fail open); Idempotency tries itself
+            logger.warning("Deliveries of %s not counted (Redis unavailable: %s)", message.message_id,
+                           type(exc).__name__)
             return
+        if admission.deliveries <= limit:
+            if idem_key:
+                delivery.leave_admission(message.message_id, admission)
+            return
+        deliveries = admission.deliveries
         text = (f"delivered {deliveries} times and no attempt ever finished (its worker process died each time); "
                 f"not run again after {limit} deliveries")
         logger.error("Message %s (%s) is poison: %s", message.message_id, message.actor_name, text)
@@ -75,33 +84,49 @@ class DeliveryLimit(Middleware):
 
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         # A retry being enqueued: the attempt that failed did finish. Forget its delivery now, before the retry
-        # can be fetched by another thread, since this middleware's after-hooks run after Retries' enqueue.
+        # can be fetched by another thread (this middleware's after-hooks run after Retries' enqueue), and
+        # release its idempotency key (failed) in the same round trip.
         if message.options.get("retries"):
-            self._forget(message.message_id)
+            self._settle(message.message_id, forget_count=True, failed_key=message.options.get(opt.IDEMPOTENCY_KEY))
+            self._settled.add(message.message_id)
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
-        if exception is None or message.failed:  # else Retries re-enqueued it, and before_enqueue forgot it
-            self._forget(message.message_id)
+        self._finish(message.message_id)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        self._forget(message.message_id)
+        self._finish(message.message_id)
 
-    def _count(self, message_id: str) -> int | None:
-        """This delivery's number, or None when Redis cannot count (the message then runs: fail open)."""
+    def _finish(self, message_id: str) -> None:
+        """The attempt ended: forget the count and write the run's outcome left by Idempotency, in one trip."""
+        outcome = delivery.take_outcome(message_id)
+        if message_id in self._settled:  # a retry: done in before_enqueue
+            self._settled.discard(message_id)
+            return
+        idem_key, succeeded = outcome if outcome else (None, None)
         try:
-            pipe = get_redis().pipeline()
-            pipe.incr(deliveries_key(message_id))
-            pipe.expire(deliveries_key(message_id), COUNT_TTL_S)
-            return int(pipe.execute()[0])
+            delivery.settle(message_id, forget_count=True, idempotency_key=idem_key, succeeded=succeeded)
+        except redis.RedisError as exc:  # the count expires on its own; a pending record after the time limit
+            logger.warning("Delivery of %s not settled (Redis unavailable: %s)", message_id, type(exc).__name__)
+
+    def _settle(self, message_id: str, *, forget_count: bool, failed_key: str | None) -> None:
+        try:
+            delivery.settle(message_id, forget_count=forget_count, idempotency_key=failed_key,
+                            succeeded=False if failed_key else None)
         except redis.RedisError as exc:
-            logger.warning("Deliveries of %s not counted (Redis unavailable: %s)", message_id, type(exc).__name__)
-            return None
-
-    def _forget(self, message_id: str) -> None:
-        try:
-            get_redis().delete(deliveries_key(message_id))
-        except redis.RedisError as exc:  # the count expires on its own
             logger.warning("Delivery count of %s not cleared (Redis unavailable: %s)", message_id,
                            type(exc).__name__)
+
+    @staticmethod
+    def _has_idempotency(broker: dramatiq.Broker) -> bool:
+        from cep_automation.middleware.idempotency import Idempotency
+
+        return any(isinstance(m, Idempotency) for m in broker.middleware)
+
+
+def run_ttl_s(broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> int:
+    """How long a pending run record holds the key: the actor's time limit and a margin (a crashed holder)."""
+    actor = broker.actors.get(message.actor_name)
+    time_limit_ms = actor.options.get("time_limit", 600_000) if actor is not None else 600_000
+    return int(time_limit_ms) // 1000 + 5

@@ -16,18 +16,17 @@ from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
 from cep_automation import options as opt
-from cep_automation.records import idempotency
+from cep_automation.middleware.delivery_limit import run_ttl_s
+from cep_automation.records import delivery, idempotency
 
 logger = logging.getLogger("cep_automation.middleware.Idempotency")
-
-opt.IDEMPOTENCY_KEY = "idempotency_key"
 
 
 class Idempotency(Middleware):
     """Runs each idempotency key once: pending → completed, or failed (released for the retry)."""
 
     def __init__(self) -> None:
-        self._held: set[str] = set()
+        self._held: dict[str, bool] = {}  # message id → whether DeliveryLimit shares its round trips
         self._lock = threading.Lock()
 
     @property
@@ -38,31 +37,35 @@ class Idempotency(Middleware):
         idem_key = message.options.get(opt.IDEMPOTENCY_KEY)
         if not idem_key:
             return
-        time_limit_ms = broker.get_actor(message.actor_name).options.get("time_limit", 600_000)
-        blocking = idempotency.acquire_run(idem_key, message.message_id, time_limit_ms // 1000 + 5)
+        admission = delivery.take_admission(message.message_id)  # DeliveryLimit took the key in its round trip
+        if admission is not None:
+            blocking, shared = admission.blocking, True
+        else:
+            blocking, shared = idempotency.acquire_run(idem_key, message.message_id, run_ttl_s(broker, message)), False
         if blocking is not None:
             logger.info("Skipping %s: key %r is %s by message %s", message.message_id, idem_key,
                         blocking["status"], blocking["message_id"])
             message.options[opt.IDEMPOTENT_SKIP] = blocking
             raise SkipMessage(f"duplicate of {blocking['message_id']}")
         with self._lock:
-            self._held.add(message.message_id)
+            self._held[message.message_id] = shared
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
-        if self._release(message):
-            idem_key = message.options[opt.IDEMPOTENCY_KEY]
-            idempotency.finish_run(idem_key, message.message_id, succeeded=exception is None)
+        self._release(message, succeeded=exception is None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         # Skipped after we took the key (a later middleware skipped it): let another delivery run.
-        if self._release(message):
-            idempotency.finish_run(message.options[opt.IDEMPOTENCY_KEY], message.message_id, succeeded=False)
+        self._release(message, succeeded=False)
 
-    def _release(self, message: dramatiq.MessageProxy) -> bool:
+    def _release(self, message: dramatiq.MessageProxy, *, succeeded: bool) -> None:
         with self._lock:
-            if message.message_id in self._held:
-                self._held.discard(message.message_id)
-                return True
-        return False
+            shared = self._held.pop(message.message_id, None)
+        if shared is None:
+            return
+        idem_key = message.options[opt.IDEMPOTENCY_KEY]
+        if shared:  # DeliveryLimit writes it with the delivery count's removal, in one round trip
+            delivery.leave_outcome(message.message_id, idem_key, succeeded)
+        else:
+            idempotency.finish_run(idem_key, message.message_id, succeeded=succeeded)

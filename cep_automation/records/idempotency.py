@@ -33,7 +33,7 @@ return false
 """
 
 
-def _record(status: str, message_id: str) -> str:
+def run_record(status: str, message_id: str) -> str:
     return json.dumps({"status": status, "message_id": message_id, "at": round(time.time(), 3)})
 
 
@@ -55,20 +55,24 @@ def release_enqueue(idempotency_key: str, message_id: str) -> None:
         client.delete(name)
 
 
+def run_key(idempotency_key: str) -> str:
+    return key("idem", "run", idempotency_key)
+
+
 def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, Any] | None:
     """Mark the key pending for this message; None if acquired, else the record that blocks it."""
     script = get_redis().register_script(_ACQUIRE)
-    blocking = script(keys=[key("idem", "run", idempotency_key)],
-                      args=[_record("pending", message_id), message_id, max(1, int(ttl_s))])
+    blocking = script(keys=[run_key(idempotency_key)],
+                      args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
     return json.loads(blocking) if blocking else None
 
 
 def finish_run(idempotency_key: str, message_id: str, succeeded: bool) -> None:
     """Completed keys stay for the window; failed ones are released so a retry can run."""
     status, ttl = ("completed", WINDOW_S) if succeeded else ("failed", FAILED_TTL_S)
-    get_redis().set(key("idem", "run", idempotency_key), _record(status, message_id), ex=ttl)
+    get_redis().set(run_key(idempotency_key), run_record(status, message_id), ex=ttl)
 
 
 def run_state(idempotency_key: str) -> dict[str, Any] | None:
-    raw = get_redis().get(key("idem", "run", idempotency_key))
+    raw = get_redis().get(run_key(idempotency_key))
     return json.loads(raw) if raw else None

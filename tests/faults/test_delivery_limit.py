@@ -16,12 +16,12 @@ import redis
 import cep_automation.middleware
 from cep_automation.errors import TransientError
 from cep_automation.middleware import DeliveryLimit, Idempotency
-from cep_automation.middleware import delivery_limit as delivery_limit_module
 from cep_automation.middleware.delivery_limit import (
     DEFAULT_MAX_DELIVERIES,
     ERROR_TYPE,
     deliveries_key,
 )
+from cep_automation.records import delivery as delivery_record
 from cep_automation.records import job_state
 
 
@@ -65,7 +65,7 @@ class RedisDown:
     def pipeline(self, *args, **kwargs):
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    delete = pipeline
+    delete = register_script = pipeline
 
 
 def crashed_before(actor, times, redis_client, **kwargs):
@@ -135,7 +135,7 @@ def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, st
 def test_without_redis_it_cannot_count_and_lets_the_message_run(limited, stub_broker, stub_worker, monkeypatch,
                                                                 caplog):
     count, calls = limited.count, limited.calls
-    monkeypatch.setattr(delivery_limit_module, "get_redis", lambda: RedisDown())
+    monkeypatch.setattr(delivery_record, "get_redis", lambda: RedisDown())
     with caplog.at_level(logging.WARNING, logger="cep_automation.middleware.DeliveryLimit"):
         run(stub_broker, stub_worker, count.message(n=2))
     assert calls == [2]
