@@ -98,3 +98,32 @@ def test_no_sources_configured_skips_with_reasons(db, redis_client):
     assert result["synced"] == 0
     (outcome,) = result["steps"].values()
     assert outcome["status"] == "skipped" and "GA4_PROPERTY_ID" in outcome["detail"]
+
+
+def test_lead_count_is_an_index_range_scan(db):
+    """count_leads reads leads_campaign_created_idx (migration 0003), not the whole leads table, in the plan
+    PostgreSQL makes for the values (custom) and in the one it may reuse once psycopg prepares the query
+    (generic)."""
+    from cep_automation.domain import campaigns
+
+    db.execute("INSERT INTO campaigns (name, tracking_tag) SELECT 'Campaña ' || g, 'tag-' || g"
+               " FROM generate_series(1, 20) AS g")
+    db.execute("INSERT INTO leads (name, campaign_id, created_at) SELECT 'Lead ' || g, 1 + g % 20,"
+               " timestamptz '2026-01-01' + (g % 365) * interval '1 day' FROM generate_series(1, 40000) AS g")
+    db.execute("ANALYZE leads")
+    year = (dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+    assert sum(campaigns.count_leads(db, cid, *year) for cid in range(1, 21)) == 40000
+    in_march = sum(1 for g in range(1, 40001) if 1 + g % 20 == 7 and 59 <= g % 365 <= 89)  # days 59-89 of 2026
+    assert campaigns.count_leads(db, 7, dt.date(2026, 3, 1), dt.date(2026, 3, 31)) == in_march
+
+    params = campaigns.count_leads_params(7, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    custom = "\n".join(r["QUERY PLAN"] for r in db.execute("EXPLAIN " + campaigns.COUNT_LEADS, params).fetchall())
+    numbered = campaigns.COUNT_LEADS
+    for n in (1, 2, 3):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    db.execute(f"PREPARE count_leads_generic (bigint, date, date) AS {numbered}")
+    db.execute("SET plan_cache_mode = force_generic_plan")
+    generic = "\n".join(r["QUERY PLAN"] for r in db.execute(
+        "EXPLAIN EXECUTE count_leads_generic (7, '2026-03-01', '2026-04-01')").fetchall())
+    for plan in (custom, generic):
+        assert "leads_campaign_created_idx" in plan and "Seq Scan" not in plan, plan

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pdfplumber
 import pytest
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen import canvas
 
 from cep_automation.actors import llm_ingest
-from cep_automation.domain.pdf import parse_pdf
+from cep_automation.domain.pdf import MAX_CHARS, parse_pdf
 from cep_automation.errors import PermanentError
 from cep_automation.records import job_state
 
@@ -23,6 +24,25 @@ def make_pdf(path, pages=2, encrypt=False):
     for n in range(pages):
         c.drawString(72, 800, f"Curso de Excel avanzado — página {n + 1}")
         c.drawString(72, 780, "Duración: 60 horas. Modalidad: teleformación. Dirigido a desempleados.")
+        c.showPage()
+    c.save()
+    return path
+
+
+def make_long_pdf(path, pages=200, full_pages=None):
+    """``full_pages`` pages (default all) of 60 lines (about 5,900 characters), the others one line; every page
+    has a 3 x 3 ruled table. The same document as ``bench/pdf_parse.py`` builds."""
+    full_pages = pages if full_pages is None else full_pages
+    c = canvas.Canvas(str(path), pagesize=A4)
+    for p in range(1, pages + 1):
+        c.setFont("Helvetica", 8)
+        for line in range(60 if p <= full_pages else 1):
+            c.drawString(60, 800 - 10 * line, f"Página {p}, línea {line + 1}: módulo {line % 7 + 1} — fórmulas, "
+                         f"tablas dinámicas, macros y VBA en Excel avanzado ({p * 100 + line}).")
+        c.grid([60, 200, 340, 480], [180, 160, 140, 120])
+        for row, y in enumerate((166, 146, 126)):
+            for col, x in enumerate((66, 206, 346)):
+                c.drawString(x, y, f"p{p} fila {row + 1} col {col + 1}")
         c.showPage()
     c.save()
     return path
@@ -124,7 +144,31 @@ def test_too_many_pages_is_refused(tmp_path):
 
 def test_two_hundred_pages_parse(tmp_path):
     parsed = parse_pdf(make_pdf(tmp_path / "long.pdf", pages=200))
-    assert parsed.pages == 200 and "página 200" in parsed.text
+    assert parsed.pages == parsed.pages_read == 200 and "página 200" in parsed.text
+
+
+def test_extraction_stops_at_the_character_limit_with_the_same_text(tmp_path):
+    """The first 25 pages alone exceed MAX_CHARS (the 175 short ones after them keep the reference cheap)."""
+    path = make_long_pdf(tmp_path / "long.pdf", pages=200, full_pages=25)
+    # What parse_pdf returned before it stopped early: every page's text and tables, joined, then cut.
+    parts, tables, tables_before, crossed = [], 0, [], []
+    with pdfplumber.open(path) as pdf:
+        for page in pdf.pages:
+            tables_before.append(tables)  # tables on the pages before this one
+            parts.append(page.extract_text() or "")
+            for table in page.extract_tables():
+                parts.append("\n".join(" | ".join(cell or "" for cell in row) for row in table))
+                tables += 1
+            page.close()
+            crossed.append(len("\n\n".join(p for p in parts if p.strip())) >= MAX_CHARS)
+    before = "\n\n".join(p for p in parts if p.strip())
+    assert tables == 200 and len(before) > MAX_CHARS + 10_000
+
+    parsed = parse_pdf(path)
+    assert parsed.text == before[:MAX_CHARS] and len(parsed.text) == MAX_CHARS
+    assert parsed.pages == 200
+    assert parsed.pages_read == crossed.index(True) + 1 < 25  # the page whose content crossed the limit
+    assert tables_before[parsed.pages_read - 1] <= parsed.tables <= tables_before[parsed.pages_read - 1] + 1
 
 
 def test_rate_limited_model_retries_then_fails_the_upload_on_the_last_attempt(db, sandbox, tmp_path, stub_broker,

@@ -27,15 +27,17 @@ def empty_database(cep_services):
 
 def test_migrate_applies_once_and_records(empty_database):
     names = [f"{m.version}_{m.name}" for m in migrate_module.available_migrations()]
-    assert names[:2] == ["0001_initial", "0002_backups"]
+    assert names[:3] == ["0001_initial", "0002_backups", "0003_leads_campaign_index"]
     assert migrate_module.migrate(empty_database) == names
     assert migrate_module.migrate(empty_database) == []
     with psycopg.connect(empty_database) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()]
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        lead_indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'leads'")}
     assert versions == [name.split("_")[0] for name in names]
     assert {"campuses", "courses", "course_runs", "campaigns", "leads", "uploads", "audit_log",
             "dead_letters", "effects", "lead_rollups", "campaign_metrics"} <= tables
+    assert {"leads_created_at_idx", "leads_campaign_created_idx"} <= lead_indexes
 
 
 def test_two_processes_migrating_at_once(empty_database):
@@ -46,6 +48,25 @@ def test_two_processes_migrating_at_once(empty_database):
     assert [p.returncode for p in procs] == [0, 0]
     count = str(len(migrate_module.available_migrations()))
     assert outputs == sorted(["0", count])  # one applied the migrations, the other found nothing left
+
+
+def test_leads_campaign_index_already_built_by_hand(empty_database):
+    """An operator may build the 0003 index CONCURRENTLY before the deploy (the migrator cannot: it runs each
+    file in a transaction); 0003 then applies without error and the index exists once."""
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        assert migrate_module.applied_migrations(conn) == {}  # creates schema_migrations
+        for migration in migrate_module.available_migrations()[:2]:
+            migrate_module._apply(conn, migration)
+        conn.execute("INSERT INTO leads (name) SELECT 'Lead ' || g FROM generate_series(1, 100) AS g")
+        concurrently = "CREATE INDEX CONCURRENTLY leads_campaign_created_idx ON leads (campaign_id, created_at)"
+        with pytest.raises(MigrationError, match="cannot run inside a transaction block"):
+            migrate_module._apply(conn, migrate_module.Migration("9999", "concurrently", concurrently))
+        conn.execute(concurrently)
+    assert "0003_leads_campaign_index" in migrate_module.migrate(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        defs = [r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'leads'"
+                                           " AND indexdef LIKE '%(campaign_id, created_at)%'").fetchall()]
+    assert len(defs) == 1 and "leads_campaign_created_idx" in defs[0]
 
 
 def test_edited_migration_is_refused(empty_database, monkeypatch):
