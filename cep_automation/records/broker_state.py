@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any, cast
+
+from dramatiq.common import current_millis, dq_name
 
 from cep_automation.db.redis_client import as_text, get_redis
 from cep_automation.queues import POLICIES
@@ -114,3 +117,38 @@ def requeue_dead_workers(broker: Any) -> dict[str, int]:
         dispatch(args=["qsize", int(time.time() * 1000), queue, broker.broker_id, broker.heartbeat_timeout,
                        broker.dead_message_ttl, 1, broker._max_unpack_size()], keys=[broker.namespace])
     return held
+
+
+# KEYS: the enqueue claim, the queue's list, the queue's message hash. ARGV: message id, claim ttl, redis id, data.
+_ENQUEUE_ONCE = """
+local holder = redis.call('GET', KEYS[1])
+if holder then return holder end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+return false
+"""
+
+
+def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str, window_s: int) -> tuple[Any, str | None]:
+    """Claim ``claim_key`` and enqueue ``message`` on the Redis broker in one script: both happen or neither.
+
+    Returns the enqueued message and None, or the message (not enqueued) and the id of the message that holds
+    the claim. This is ``RedisBroker.enqueue`` with the claim folded in: a claim taken by an enqueue that then
+    failed (Redis crashed between the two) would otherwise make every later try a "duplicate" of a message
+    that was never queued.
+    """
+    queue_name = message.queue_name
+    message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+    if delay is not None:
+        queue_name = dq_name(queue_name)
+        message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+    broker.emit_before("enqueue", message, delay)
+    redis_id = message.options["redis_message_id"]
+    holder = broker.client.register_script(_ENQUEUE_ONCE)(
+        keys=[claim_key, f"{broker.namespace}:{queue_name}", f"{broker.namespace}:{queue_name}.msgs"],
+        args=[message.message_id, window_s, redis_id, message.encode()])
+    if holder:
+        return message, as_text(holder)
+    broker.emit_after("enqueue", message, delay)
+    return message, None

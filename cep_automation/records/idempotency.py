@@ -37,10 +37,14 @@ def run_record(status: str, message_id: str) -> str:
     return json.dumps({"status": status, "message_id": message_id, "at": round(time.time(), 3)})
 
 
+def sent_key(idempotency_key: str) -> str:
+    return key("idem", "sent", idempotency_key)
+
+
 def claim_enqueue(idempotency_key: str, message_id: str, window_s: int = WINDOW_S) -> str | None:
     """Claim the key for this enqueue; None if claimed, else the message id that holds it."""
     client = get_redis()
-    name = key("idem", "sent", idempotency_key)
+    name = sent_key(idempotency_key)
     if client.set(name, message_id, nx=True, ex=window_s):
         return None
     holder = client.get(name)
@@ -50,7 +54,7 @@ def claim_enqueue(idempotency_key: str, message_id: str, window_s: int = WINDOW_
 def release_enqueue(idempotency_key: str, message_id: str) -> None:
     """Give the enqueue claim back (the enqueue itself failed)."""
     client = get_redis()
-    name = key("idem", "sent", idempotency_key)
+    name = sent_key(idempotency_key)
     if client.get(name) == message_id.encode():
         client.delete(name)
 

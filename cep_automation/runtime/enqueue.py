@@ -3,7 +3,8 @@ dead-letter retries and the scheduler all come through :func:`enqueue`.
 
 It validates the payload once, works out the idempotency key, claims it atomically in Redis
 (``SET NX``: of two racing identical requests exactly one wins, the other gets the winner's
-message id and ``duplicate=True``), enqueues, and gives the claim back if the enqueue fails.
+message id and ``duplicate=True``) and enqueues. On the Redis broker the claim and the enqueue are one
+script (both happen or neither); on other brokers the claim is given back if the enqueue fails.
 The worker validates once more when it processes the message (the ``PayloadValidation``
 middleware), for messages written by an older producer.
 """
@@ -20,7 +21,7 @@ from psycopg.rows import DictRow
 
 from cep_automation import options as opt
 from cep_automation.errors import UnknownJob
-from cep_automation.records import dead_letters, idempotency
+from cep_automation.records import broker_state, dead_letters, idempotency
 from cep_automation.runtime.payload import validate
 
 if TYPE_CHECKING:
@@ -95,6 +96,13 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
     if key is None:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
+    if hasattr(actor.broker, "scripts"):  # Redis: the claim and the enqueue in one script
+        enqueued, holder = broker_state.enqueue_once(actor.broker, message, delay, idempotency.sent_key(key),
+                                                     idempotency.WINDOW_S)
+        if holder is not None:
+            logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)
+            return Enqueued(message.copy(message_id=holder), duplicate=True)
+        return Enqueued(enqueued, duplicate=False)
     holder = idempotency.claim_enqueue(key, message.message_id)
     if holder is not None:
         logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)

@@ -1,0 +1,52 @@
+"""The one enqueue path on the Redis broker: the claim and the enqueue are one script, exact under races."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from dramatiq.brokers.redis import RedisBroker
+
+from cep_automation.runtime.actor import CepActor
+from cep_automation.runtime.enqueue import enqueue
+
+
+@pytest.fixture
+def redis_actor(cep_services, redis_client):
+    """A CepActor on a real RedisBroker of its own namespace (no middleware: the enqueue path is what is tested)."""
+    namespace = f"{cep_services.namespace}-enqueue-{uuid.uuid4().hex[:6]}"
+    broker = RedisBroker(url=cep_services.redis_url, namespace=namespace, middleware=[])
+    actor = CepActor(lambda: None, actor_name="testing.once", queue_name="once", priority=0, broker=broker,
+                     options={})
+    yield actor, namespace
+    for name in redis_client.scan_iter(match=f"{namespace}:*"):
+        redis_client.delete(name)
+    broker.close()
+
+
+def test_racing_identical_enqueues_queue_one_message_and_say_which_were_duplicates(redis_actor, redis_client):
+    actor, namespace = redis_actor
+    key = f"race-{uuid.uuid4().hex}"
+    results, start = [], threading.Barrier(16)
+
+    def send() -> None:
+        start.wait()
+        results.append(enqueue(actor, {}, idempotency_key=key))
+
+    threads = [threading.Thread(target=send) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Exactly one was enqueued; the fifteen others were told they were duplicates of it
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.message_id for r in results}) == 1
+    assert redis_client.llen(f"{namespace}:once") == 1
+
+
+def test_a_delayed_enqueue_goes_to_the_delay_queue_with_its_eta(redis_actor, redis_client):
+    actor, namespace = redis_actor
+    sent = enqueue(actor, {}, delay=60_000, idempotency_key=f"later-{uuid.uuid4().hex}")
+    assert not sent.duplicate and sent.message.options["eta"] > 0
+    assert redis_client.llen(f"{namespace}:once.DQ") == 1 and redis_client.llen(f"{namespace}:once") == 0
