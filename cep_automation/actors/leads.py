@@ -68,17 +68,21 @@ def count_live(lead: LeadView) -> str:
     return f"{day}:{lead.campus_id or 0}"
 
 
-def run_marketing(steps: StepRunner, lead: LeadView) -> None:
+Step = Callable[[], object]
+
+
+def marketing_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     """Mailchimp and the WhatsApp template to the lead — only with consent."""
     if not lead.has_consent:
         for step in ("mailchimp", "whatsapp_lead"):
             steps.skip(step, "no recorded consent (RGPD)")
-        return
-    run_with(steps, "mailchimp", EmailMarketing, lambda m: m.upsert_contact(contact_of(lead)),
-             missing=None if lead.email else "lead has no email")
-    steps.job.progress(40)
-    send_whatsapp(steps, "whatsapp_lead", lead.phone, whatsapp_template(lead.offer_type),
-                  [lead.name, lead.course_title or ""], missing="lead has no phone")
+        return []
+    return [
+        lambda: run_with(steps, "mailchimp", EmailMarketing, lambda m: m.upsert_contact(contact_of(lead)),
+                         missing=None if lead.email else "lead has no email"),
+        lambda: send_whatsapp(steps, "whatsapp_lead", lead.phone, whatsapp_template(lead.offer_type),
+                              [lead.name, lead.course_title or ""], missing="lead has no phone"),
+    ]
 
 
 def send_whatsapp(steps: StepRunner, step: str, to: str | None, template: str, params: list[str], *,
@@ -113,41 +117,40 @@ def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], 
     steps.run(step, lambda: action(found))
 
 
-def run_notices(steps: StepRunner, lead: LeadView) -> None:
+def notice_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     """The confirmation email to the lead and the WhatsApp notice to the campus advisor."""
     settings = get_settings()
-    # As in run_marketing: `missing=` skips the step when the address is absent; `or ""` only narrows the type.
-    run_with(steps, "confirmation_email", TransactionalEmail,
-             lambda m: m.send_template(settings.mandrill_lead_template, lead.email or "", lead.name,
-                                       {"NAME": lead.name, "COURSE": lead.course_title or "",
-                                        "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
-             missing=None if lead.email else "lead has no email")
-    send_whatsapp(steps, "whatsapp_advisor", lead.advisor_phone, settings.whatsapp_advisor_template,
-                  [lead.name, lead.course_title or "", lead.campus_label],
-                  missing=f"campus {lead.campus_label} has no advisor phone")
-    steps.job.progress(70)
+    # `missing=` skips the step when the address is absent; `or ""` only narrows the type.
+    return [
+        lambda: run_with(steps, "confirmation_email", TransactionalEmail,
+                         lambda m: m.send_template(settings.mandrill_lead_template, lead.email or "", lead.name,
+                                                   {"NAME": lead.name, "COURSE": lead.course_title or "",
+                                                    "CAMPUS": lead.campus_label}, {"lead_id": lead.id}),
+                         missing=None if lead.email else "lead has no email"),
+        lambda: send_whatsapp(steps, "whatsapp_advisor", lead.advisor_phone, settings.whatsapp_advisor_template,
+                              [lead.name, lead.course_title or "", lead.campus_label],
+                              missing=f"campus {lead.campus_label} has no advisor phone"),
+    ]
 
 
-def run_crms(steps: StepRunner, lead: LeadView) -> None:
+def crm_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     if not get_settings().crm_enabled:
-        steps.skip("crm", "CRM_ENABLED is false")
-        return
+        return [lambda: steps.skip("crm", "CRM_ENABLED is false")]
     crms = integrations.enabled(CRM)
     if not crms:
-        steps.skip("crm", integrations.why_none(CRM))
-    for crm in crms:
-        steps.run(f"crm:{crm.name}", _upsert_into(crm, lead))
+        return [lambda: steps.skip("crm", integrations.why_none(CRM))]
+    return [_upsert_into(steps, crm, lead) for crm in crms]
 
 
-def _upsert_into(crm: CRM, lead: LeadView) -> Callable[[], str]:
-    """The CRM step's action, bound to this CRM (not to the loop variable)."""
-    return lambda: crm.upsert_lead(contact_of(lead))
+def _upsert_into(steps: StepRunner, crm: CRM, lead: LeadView) -> Step:
+    """The CRM step, bound to this CRM (not to the loop variable)."""
+    return lambda: steps.run(f"crm:{crm.name}", lambda: crm.upsert_lead(contact_of(lead)))
 
 
 @job("lead.created", schema=LeadCreatedPayload, idempotency_key="lead.created:{lead_id}",
      audit_action="lead.automated", audit_entity=("lead", "lead_id"))
 def lead_created(lead_id: str) -> dict[str, Any]:
-    """Run every follow-up step of a new lead once; retry only the steps that failed."""
+    """Run every follow-up step of a new lead once, at once; retry only the steps that failed."""
     handle = current_job()
     with connection() as conn:
         lead = load_lead(conn, str(lead_id))
@@ -155,11 +158,11 @@ def lead_created(lead_id: str) -> dict[str, Any]:
         raise PermanentError(f"lead {lead_id} not found")
     handle.progress(10)
     steps = StepRunner(Ledger(f"lead.created:{lead.id}"), handle)
-    run_marketing(steps, lead)
-    run_notices(steps, lead)
-    run_crms(steps, lead)
+    # The steps do not depend on each other: they run at once, and the lead is followed up in about the time
+    # of its slowest provider call.
+    steps.concurrently([*marketing_steps(steps, lead), *notice_steps(steps, lead), *crm_steps(steps, lead),
+                        lambda: steps.run("live_stats", lambda: count_live(lead))])
     handle.progress(90)
-    steps.run("live_stats", lambda: count_live(lead))
     outcomes = steps.finish()
     handle.progress(100)
     return {"lead_id": lead.id, "steps": outcomes}

@@ -109,8 +109,9 @@ def meta_leadgen(leadgen_id: str, page_id: str, form_id: str, created_time: int,
     handle.progress(50)
     with connection() as conn:
         lead_id, created = store_lead(conn, lead_row(lead, leadgen_id, form_id, created_time))
-    Ledger(f"meta.leadgen:{leadgen_id}").run("enqueue_lead_created",
-                                             lambda: lead_created.send(lead_id=lead_id).message_id)
+    ledger = Ledger(f"meta.leadgen:{leadgen_id}")
+    ledger.run("enqueue_lead_created", lambda: lead_created.send(lead_id=lead_id).message_id)
+    ledger.flush()
     handle.log(f"Meta lead {leadgen_id} (page {page_id}, form {form_id}) "
                + (f"stored as lead {lead_id}" if created else f"already stored as lead {lead_id}"))
     return {"lead_id": lead_id, "created": created, "leadgen_id": leadgen_id}

@@ -1,12 +1,15 @@
 """The effects ledger: run a side effect (a WhatsApp message, an email) once per job.
 
-Each step's provider id is stored in PostgreSQL (``effects``, unique on job key and step)
-before the job goes on, so a retry of the job repeats only the steps that did not succeed.
-If PostgreSQL refuses that insert (it is down) after the provider acted, the effect is held in
-Redis (``{namespace}:effects:held:<job key>``) and moved to PostgreSQL by the next attempt, so
-the retry does not act twice.
+A job's recorded steps are read once, when its first step asks (PostgreSQL ``effects``, unique on job key
+and step, plus what Redis holds for it). Each step's provider id is then written to Redis as soon as the
+provider answers (``{namespace}:effects:held:<job key>``, one round trip, kept by Redis's append-only file),
+and all of a job's new effects go to PostgreSQL in one transaction when the job's steps are done
+(:meth:`Ledger.flush`): two database transactions per job instead of two per step. A retry or a redelivery
+finds every step done before it, in PostgreSQL or still in Redis, and repeats only the others. If
+PostgreSQL is down at the flush the effects stay in Redis and the next attempt flushes them; if Redis is
+down when a step is recorded, the effect goes straight to PostgreSQL.
 
-The gap left — a crash, or a timeout, between the provider's acting and the insert — is closed for
+The gap left — a crash, or a timeout, between the provider's acting and the record — is closed for
 providers that confirm sends (:meth:`Ledger.run_confirmable`): an *intent* is written to Redis before the
 send (``{namespace}:effects:intent:<job key>``), and an attempt that finds one asks the provider's
 confirmations (:mod:`cep_automation.records.confirmations`) before it sends again, waiting up to a grace
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,27 +51,38 @@ class Effect:
     unconfirmed: bool = False
 
 
+def _effect(step: str, provider_id: str | None, result: Any, *, replayed: bool = True) -> Effect:
+    unconfirmed = isinstance(result, dict) and "unconfirmed" in result
+    return Effect(step, provider_id, result, replayed=replayed, unconfirmed=unconfirmed)
+
+
 class Ledger:
-    """The steps of one job, keyed like ``lead.created:<lead id>``."""
+    """The steps of one job, keyed like ``lead.created:<lead id>``; safe to use from several threads."""
 
     def __init__(self, job_key: str) -> None:
         self.job_key = job_key
-        self._held: dict[str, dict[str, Any]] | None = None  # effects waiting in Redis, read once per job
+        self._lock = threading.Lock()
+        self._recorded: dict[str, Effect] | None = None  # every step done, read once per job
+        self._unflushed: dict[str, dict[str, Any]] = {}  # steps recorded in Redis, not yet in PostgreSQL
 
     def done(self, step: str) -> Effect | None:
         """The recorded effect of ``step``, or None if it has not succeeded yet."""
-        with connection() as conn:
-            row = conn.execute("SELECT provider_id, result FROM effects WHERE job_key = %s AND step = %s",
-                               (self.job_key, step)).fetchone()
-        if row:
-            unconfirmed = isinstance(row["result"], dict) and "unconfirmed" in row["result"]
-            return Effect(step, row["provider_id"], row["result"], replayed=True, unconfirmed=unconfirmed)
-        held = self.held().get(step)
-        if held is None:
-            return None
-        self._insert(step, held["provider_id"], held["result"])  # PostgreSQL is back: the ledger takes it over
-        self._forget(step)
-        return Effect(step, held["provider_id"], held["result"], replayed=True)
+        return self._load().get(step)
+
+    def _load(self) -> dict[str, Effect]:
+        """Every recorded step of this job: one PostgreSQL query and one Redis read, the first time."""
+        with self._lock:
+            if self._recorded is None:
+                with connection() as conn:
+                    rows = conn.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
+                                        (self.job_key,)).fetchall()
+                recorded = {row["step"]: _effect(row["step"], row["provider_id"], row["result"]) for row in rows}
+                for step, held in self.held().items():
+                    if step not in recorded:  # done while PostgreSQL was away, or by an attempt that died
+                        recorded[step] = _effect(step, held["provider_id"], held["result"])
+                        self._unflushed[step] = held
+                self._recorded = recorded
+            return self._recorded
 
     def run(self, step: str, do: Callable[[], Any]) -> Effect:
         """Run ``do`` unless ``step`` already succeeded; its result (a provider id, or a dict with
@@ -132,10 +147,50 @@ class Ledger:
         return Effect(step, provider_id, provider_id, replayed=False)
 
     def _record(self, step: str, provider_id: str | None, stored: Any) -> None:
+        """The provider has acted: note it where the next attempt will see it, before anything else."""
+        recorded = self._load()
+        record = {"provider_id": provider_id, "result": stored}
         try:
-            self._insert(step, provider_id, stored)
+            pipe = get_redis().pipeline()
+            pipe.hset(self._held_key(), step, json.dumps(record, default=str))
+            pipe.expire(self._held_key(), HELD_TTL_S)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._write_through(step, record, exc)
+        else:
+            with self._lock:
+                self._unflushed[step] = record
+        with self._lock:
+            recorded[step] = _effect(step, provider_id, stored)  # what any later ask sees: done before
+
+    def _write_through(self, step: str, record: dict[str, Any], cause: Exception) -> None:
+        """Redis is away: the effect goes to PostgreSQL at once."""
+        try:
+            self._insert([(step, record["provider_id"], record["result"])])
         except DATABASE_DOWN as exc:
-            self._hold(step, provider_id, stored, exc)
+            logger.error("Step %s of %s done (provider id %s) but neither Redis (%s) nor PostgreSQL (%s) could "
+                         "record it: a redelivery would repeat it", step, self.job_key, record["provider_id"],
+                         type(cause).__name__, type(exc).__name__)
+
+    def flush(self) -> None:
+        """Move this job's new effects to PostgreSQL in one transaction; with PostgreSQL down they stay in Redis."""
+        with self._lock:
+            pending = dict(self._unflushed)
+        if not pending:
+            return
+        try:
+            self._insert([(step, r["provider_id"], r["result"]) for step, r in pending.items()])
+        except DATABASE_DOWN as exc:
+            logger.warning("Effects of %s kept in Redis until PostgreSQL is back (%s)", self.job_key,
+                           type(exc).__name__)
+            return
+        try:
+            get_redis().hdel(self._held_key(), *pending)
+        except redis.RedisError:  # harmless: the next read finds them in PostgreSQL first
+            pass
+        with self._lock:
+            for step in pending:
+                self._unflushed.pop(step, None)
 
     def _intent(self, step: str) -> float | None:
         """When an unfinished attempt started to send ``step`` (Unix time), or None."""
@@ -163,49 +218,30 @@ class Ledger:
         return key("effects", "intent", self.job_key)
 
     def steps(self) -> dict[str, str | None]:
-        """Every recorded step and its provider id."""
+        """Every recorded step and its provider id (in PostgreSQL, or still in Redis)."""
         with connection() as conn:
             rows = conn.execute("SELECT step, provider_id FROM effects WHERE job_key = %s ORDER BY id",
                                 (self.job_key,)).fetchall()
-        return {row["step"]: row["provider_id"] for row in rows}
+        found = {row["step"]: row["provider_id"] for row in rows}
+        for step, held in self.held().items():
+            found.setdefault(step, held["provider_id"])
+        return found
 
     def held(self) -> dict[str, dict[str, Any]]:
-        """Effects done while PostgreSQL was down, by step (read from Redis once per ledger)."""
-        if self._held is None:
-            try:
-                raw = get_redis().hgetall(self._held_key())
-            except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
-                raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
-            self._held = {as_text(name): json.loads(value) for name, value in raw.items()}
-        return self._held
+        """Effects recorded in Redis and not yet in PostgreSQL, by step."""
+        try:
+            raw = get_redis().hgetall(self._held_key())
+        except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
+            raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
+        return {as_text(name): json.loads(value) for name, value in raw.items()}
 
-    def _insert(self, step: str, provider_id: str | None, result: Any) -> None:
-        with connection() as conn:
-            conn.execute(
+    def _insert(self, rows: list[tuple[str, str | None, Any]]) -> None:
+        with connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(
                 "INSERT INTO effects (job_key, step, provider_id, result) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (job_key, step) DO NOTHING",
-                (self.job_key, step, provider_id, Jsonb(result)),
+                [(self.job_key, step, provider_id, Jsonb(result)) for step, provider_id, result in rows],
             )
-
-    def _hold(self, step: str, provider_id: str | None, result: Any, cause: Exception) -> None:
-        record = {"provider_id": provider_id, "result": result}
-        try:
-            pipe = get_redis().pipeline()
-            pipe.hset(self._held_key(), step, json.dumps(record, default=str))
-            pipe.expire(self._held_key(), HELD_TTL_S)
-            pipe.execute()
-        except redis.RedisError as exc:
-            logger.error("Step %s of %s done (provider id %s) but neither PostgreSQL (%s) nor Redis (%s) could "
-                         "record it: a redelivery would repeat it", step, self.job_key, provider_id,
-                         type(cause).__name__, type(exc).__name__)
-            return
-        self.held()[step] = record
-        logger.warning("Step %s of %s done; PostgreSQL unavailable (%s), effect held in Redis until it is back",
-                       step, self.job_key, type(cause).__name__)
-
-    def _forget(self, step: str) -> None:
-        get_redis().hdel(self._held_key(), step)
-        self.held().pop(step, None)
 
     def _held_key(self) -> str:
         return key("effects", "held", self.job_key)

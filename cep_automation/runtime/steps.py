@@ -8,7 +8,9 @@ a retry could help (only the failed steps run again: the ledger remembers the ot
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cep_automation.errors import PermanentError, Postponed, TransientError
@@ -17,6 +19,20 @@ from cep_automation.redact import redact
 from cep_automation.runtime.job import JobHandle
 
 logger = logging.getLogger("cep_automation.runtime.steps.StepRunner")
+MAX_CONCURRENT_STEPS = 6
+POOL_THREADS = 32  # shared by every job of the process; a step waits for a thread when all are busy
+
+_pool_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's step threads, made on first use (after a worker process forks, not before)."""
+    global _executor
+    with _pool_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="cep-step")
+        return _executor
 
 
 class StepRunner:
@@ -27,6 +43,7 @@ class StepRunner:
         self.job = job
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, Exception] = {}
+        self._lock = threading.Lock()
 
     def skip(self, step: str, reason: str) -> None:
         self._record(step, "skipped", reason)
@@ -39,7 +56,8 @@ class StepRunner:
         try:
             effect = action() if direct else self.ledger.run(step, action)
         except Exception as exc:  # any failure of one step must not stop the others
-            self.failures[step] = exc
+            with self._lock:
+                self.failures[step] = exc
             self._record(step, "failed", f"{type(exc).__name__}: {exc}")
             if not isinstance(exc, (TransientError, PermanentError)):
                 logger.exception("Step %s failed unexpectedly", step)
@@ -55,11 +73,25 @@ class StepRunner:
 
     def _record(self, step: str, status: str, detail: str | None) -> None:
         detail = redact(detail) if detail else None
-        self.outcomes[step] = {"status": status, **({"detail": detail} if detail else {})}
+        with self._lock:
+            self.outcomes[step] = {"status": status, **({"detail": detail} if detail else {})}
         self.job.step(step, status, detail)
 
+    def concurrently(self, calls: list[Callable[[], object]], *, at_most: int = MAX_CONCURRENT_STEPS) -> None:
+        """Run independent step calls (each records its own step) at once, at most ``at_most`` at a time: a job
+        then takes about as long as its slowest call, not the sum of them."""
+        if len(calls) <= 1 or at_most <= 1:
+            for call in calls:
+                call()
+            return
+        for start in range(0, len(calls), at_most):
+            futures = [_pool().submit(call) for call in calls[start:start + at_most]]
+            for future in futures:
+                future.result()  # a step records its own failure; an error here is a bug, and surfaces
+
     def finish(self) -> dict[str, dict[str, Any]]:
-        """The outcomes, or the error that makes the job retry or die."""
+        """The outcomes, or the error that makes the job retry or die (the ledger's new effects are stored first)."""
+        self.ledger.flush()
         if not self.failures:
             return self.outcomes
         summary = "; ".join(f"{step}: {self.outcomes[step].get('detail', '')}" for step in self.failures)

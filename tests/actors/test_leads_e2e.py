@@ -77,8 +77,11 @@ def test_a_transient_failure_is_retried_alone(db, sandbox, stub_broker, stub_wor
 
 
 def test_permanent_failure_goes_to_dead_letters_with_each_step(db, sandbox, stub_broker, stub_worker, flush_audit):
-    # Given the lead's number is not on WhatsApp (131026 is permanent)
-    sandbox.whatsapp.fail_with_code(131026)
+    # Given the lead's number is not on WhatsApp (131026 is permanent); the advisor's is (the steps run at once,
+    # so the fake refuses by number, not by the order of requests)
+    whatsapp, serve = sandbox.whatsapp, sandbox.whatsapp.handle
+    whatsapp.handle = lambda request: (whatsapp.error(131026) if (request.json or {}).get("to") == "34600123456"
+                                       else serve(request))
     lead_id = make_lead(db)
     message = run(stub_broker, stub_worker, lead_id)
     letter = db.execute("SELECT * FROM dead_letters WHERE message_id = %s", (message.message_id,)).fetchone()

@@ -36,6 +36,7 @@ class Gate:
         self._lock = threading.Lock()
         self.holding = False
         self.held = 0
+        self.held_leads: set[str] = set()  # whose messages were held (the first template parameter: a lead's name)
         self.dropped = False
         fake.handle = self._serve  # type: ignore[method-assign]
 
@@ -45,6 +46,7 @@ class Gate:
         reply = self._handle(request) if self.after_answer else None
         with self._lock:
             self.held += 1
+            self.held_leads.add(first_param(request.json or {}))
         self._opened.wait(timeout=120)
         if reply is not None:
             return reply

@@ -1,5 +1,5 @@
-"""The effects ledger when PostgreSQL refuses the insert after the provider acted: the effect is held in Redis
-and the next attempt takes it over instead of acting again (``test_postgres_outage.py`` does it for real)."""
+"""The effects ledger when PostgreSQL refuses the job's effects after the provider acted: they stay in Redis and
+the next attempt takes them over instead of acting again (``test_postgres_outage.py`` does it for real)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,16 @@ def test_an_effect_the_ledger_could_not_record_is_not_repeated(db, redis_client,
         sent.append(1)
         return "wamid.HBgL1"
 
-    # Given a step that succeeded at the provider while PostgreSQL refused to record it
-    first = Ledger("lead.created:held-1").run("whatsapp_lead", send)
+    # Given a step that succeeded at the provider while PostgreSQL refused to store the job's effects
+    attempt = Ledger("lead.created:held-1")
+    first = attempt.run("whatsapp_lead", send)
+    attempt.flush()
     assert (first.provider_id, first.replayed) == ("wamid.HBgL1", False)
     assert db.execute("SELECT count(*) AS n FROM effects").fetchone()["n"] == 0
     # When the job's next attempt runs the step again
-    again = Ledger("lead.created:held-1").run("whatsapp_lead", send)
+    retry = Ledger("lead.created:held-1")
+    again = retry.run("whatsapp_lead", send)
+    retry.flush()
     # Then the provider is not called twice, and the ledger now has the effect, no longer held in Redis
     assert sent == [1] and (again.provider_id, again.replayed) == ("wamid.HBgL1", True)
     assert Ledger("lead.created:held-1").steps() == {"whatsapp_lead": "wamid.HBgL1"}

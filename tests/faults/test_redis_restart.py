@@ -60,9 +60,10 @@ def test_an_outage_longer_than_the_retry_patience_dead_letters_the_jobs_saying_w
     load = leads(db, 20)
     worker = workers(env, threads=THREADS)
     messages = producer(private_redis.url).send_leads(load)
-    # When Redis dies while every thread waits on WhatsApp, and stays down far longer than that patience
+    # When Redis dies while every thread waits on WhatsApp, which then fails those sends (so the jobs need a
+    # retry), and Redis stays down far longer than that patience
     wait_for(lambda: len(sandbox.whatsapp.messages) >= 4, timeout=120, what="part of the load")
-    while_threads_wait(sandbox.whatsapp, THREADS, private_redis.kill)
+    while_threads_wait(sandbox.whatsapp, THREADS, private_redis.kill, drop=True)
     time.sleep(10)
     private_redis.start()
     client = redis.Redis.from_url(private_redis.url)

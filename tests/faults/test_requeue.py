@@ -79,8 +79,9 @@ def test_retries_waiting_in_a_live_workers_delay_queue_survive_a_redis_restart(
         db, sandbox, fault_env, workers, leads, producer, private_redis, cep_services):
     # Given a worker on a Redis of its own, and leads whose first WhatsApp is refused with Retry-After
     load = leads(db, 8)
+    # (A send cut by the crash cannot tell whether it left, and waits for WhatsApp's confirmation up to the grace)
     env = fault_env(REDIS_URL=private_redis.url, BROKER_URL=private_redis.url, WHATSAPP_RATE_LIMIT="1000",
-                    CEP_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS))
+                    CEP_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS), WHATSAPP_CONFIRM_GRACE_S="10")
     refusals = FirstCallWaits(sandbox.whatsapp)
     worker = workers(env, threads=THREADS)
     client = redis.Redis.from_url(private_redis.url)
