@@ -105,7 +105,9 @@ async def endpoint(request: Request) -> Response:
     return await receive(request) if request.method == "POST" else await run_in_threadpool(verify, request)
 
 
-async def receive(request: Request) -> Response:
+async def signed_body(request: Request) -> Any:
+    """The JSON body of a delivery signed by Meta (``X-Hub-Signature-256`` with the app secret), or the error
+    response to send instead: 503 without a secret, 403 for a bad signature, 400 for a body that is not JSON."""
     settings: Settings = request.app.state.settings
     app_secret = secret_of(settings.meta_app_secret)
     if not app_secret:
@@ -114,9 +116,15 @@ async def receive(request: Request) -> Response:
     if not signature_ok(raw, request.headers.get("x-hub-signature-256"), app_secret):
         return json_error(403, "invalid or missing X-Hub-Signature-256")
     try:
-        body = json.loads(raw)
+        return json.loads(raw)
     except (ValueError, RecursionError):
         return json_error(400, "the body is not valid JSON")
+
+
+async def receive(request: Request) -> Response:
+    body = await signed_body(request)
+    if isinstance(body, Response):
+        return body
     try:
         counts = await run_in_threadpool(enqueue_changes, list(leadgen_changes(body)))
     except (redis.RedisError, ServiceUnavailable) as exc:  # Meta retries a non-200: nothing is lost

@@ -8,7 +8,6 @@ went, instead of sending it twice. Statuses may repeat or arrive out of order; a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from cep_automation.records import confirmations
-from cep_automation.settings import Settings
-from cep_automation.web.errors import ApiError, json_error
-from cep_automation.web.webhook import dicts, secret_of, signature_ok, verify
+from cep_automation.web.errors import ApiError
+from cep_automation.web.webhook import dicts, signed_body, verify
 
 logger = logging.getLogger("cep_automation.web.whatsapp_webhook")
 PROVIDER = "whatsapp"
@@ -53,17 +51,9 @@ async def endpoint(request: Request) -> Response:
 
 
 async def receive(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    app_secret = secret_of(settings.meta_app_secret)
-    if not app_secret:
-        return json_error(503, "META_APP_SECRET is not set: deliveries cannot be verified")
-    raw = await request.body()
-    if not signature_ok(raw, request.headers.get("x-hub-signature-256"), app_secret):
-        return json_error(403, "invalid or missing X-Hub-Signature-256")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return json_error(400, "the body is not valid JSON")
+    body = await signed_body(request)
+    if isinstance(body, Response):
+        return body
     try:
         counts = await run_in_threadpool(record_statuses, list(statuses(body)))
     except redis.RedisError as exc:  # WhatsApp retries a non-200: nothing is lost
