@@ -119,11 +119,9 @@ class HttpClient:
             and ("NewConnectionError" in repr(exc) or "Failed to establish" in str(exc)))
         if never_sent:
             return TransientError(f"{self.name}: cannot connect to {self.base_url}: {type(exc).__name__}")
-        what = f"{self.name}: {method} {redact(path)} got no answer ({type(exc).__name__})"
-        if repeatable:
-            return TransientError(what if not isinstance(exc, requests.Timeout) else
-                                  f"{self.name}: {method} {redact(path)} timed out ({type(exc).__name__})")
-        return Unconfirmed(what + "; the provider may have acted on it")
+        happened = "timed out" if isinstance(exc, requests.Timeout) else "got no answer"
+        what = f"{self.name}: {method} {redact(path)} {happened} ({type(exc).__name__})"
+        return TransientError(what) if repeatable else Unconfirmed(what + "; the provider may have acted on it")
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

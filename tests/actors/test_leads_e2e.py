@@ -59,8 +59,17 @@ def test_telematico_lead_has_no_advisor_and_campus_label(db, sandbox, stub_broke
 
 
 def test_a_transient_failure_is_retried_alone(db, sandbox, stub_broker, stub_worker, flush_audit):
-    # Given WhatsApp answers "service unavailable" once (Retry-After 0 keeps the test fast)
-    sandbox.whatsapp.fail_with_code(131000, headers={"Retry-After": "0"})
+    # Given WhatsApp answers "service unavailable" once to the lead's message (Retry-After 0 keeps the test fast;
+    # the steps run at once, so the fake picks the request by number, not by order)
+    whatsapp, serve, failed = sandbox.whatsapp, sandbox.whatsapp.handle, []
+
+    def once(request):
+        if (request.json or {}).get("to") == "34600123456" and not failed:
+            failed.append(request)
+            return whatsapp.error(131000, headers={"Retry-After": "0"})
+        return serve(request)
+
+    whatsapp.handle = once
     lead_id = make_lead(db)
     message = run(stub_broker, stub_worker, lead_id)
     info = job_state.get_job(message.message_id)
