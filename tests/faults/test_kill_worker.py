@@ -64,7 +64,8 @@ def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
         whatsapp_statuses):
     # Given a load of leads and a worker with four threads working through it
     load = leads(db, count)
-    env = fault_env(WHATSAPP_RATE_LIMIT="1000")  # no rate-limit retries: only the killed jobs may replay steps
+    # No rate-limit retries (only the killed jobs may replay steps); a send the kill cut before it left waits 10 s
+    env = fault_env(WHATSAPP_RATE_LIMIT="1000", WHATSAPP_CONFIRM_GRACE_S="10")
     worker = workers(env, threads=THREADS)
     messages = producer().send_leads(load)
     killed_mid_job = 0

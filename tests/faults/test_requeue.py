@@ -30,7 +30,9 @@ def test_a_killed_workers_messages_run_on_a_live_worker_within_the_bound(
         db, sandbox, fault_env, workers, leads, producer, cep_services, redis_client, whatsapp_statuses):
     # Given two workers, one of which every WhatsApp request of the first leads is held on
     load = leads(db, 12)
-    env = fault_env(WHATSAPP_RATE_LIMIT="1000", CEP_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS))
+    # (a send the kill cut before it left has no confirmation coming: it waits the grace, then goes)
+    env = fault_env(WHATSAPP_RATE_LIMIT="1000", CEP_HEARTBEAT_TIMEOUT_MS=str(HEARTBEAT_MS),
+                    WHATSAPP_CONFIRM_GRACE_S="10")
     doomed = workers(env, threads=THREADS)
     gate = Gate(sandbox.whatsapp)
     gate.hold()
