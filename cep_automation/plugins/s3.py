@@ -122,9 +122,10 @@ class S3Storage(Storage):
         from boto3.s3.transfer import TransferConfig
 
         counting = _Counting(stream)
-        # One thread: memory stays at about one part, and the 2-core workers keep their CPU.
+        # Two threads: one part uploads while the next is read, so pg_dump never waits on the network (measured:
+        # a 1 GB database took 1.26x plain pg_dump | gzip with one thread); memory stays at a few parts.
         config = TransferConfig(multipart_threshold=self.part_size, multipart_chunksize=self.part_size,
-                                use_threads=False)
+                                use_threads=True, max_concurrency=2)
         try:
             self.client.upload_fileobj(counting, self.bucket, key, Config=config)
         except Exception as exc:
