@@ -6,6 +6,7 @@ import os
 import threading
 
 import redis
+from redis.commands.core import Script
 
 from cep_automation.errors import ServiceUnavailable
 from cep_automation.settings import get_settings
@@ -25,6 +26,19 @@ def get_redis() -> redis.Redis:
             )
             _client_pid = os.getpid()
         return _client
+
+
+_scripts: dict[tuple[int, str], Script] = {}
+
+
+def lua(source: str, client: redis.Redis | None = None) -> Script:
+    """The Lua script ``source`` bound to ``client`` (the process's by default), made once: redis-py's
+    ``register_script`` hashes the source every time, and these run for every message."""
+    client = client if client is not None else get_redis()
+    found = _scripts.get((id(client), source))
+    if found is None or found.registered_client is not client:
+        found = _scripts[(id(client), source)] = client.register_script(source)
+    return found
 
 
 def reset_redis() -> None:

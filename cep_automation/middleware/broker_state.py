@@ -33,7 +33,7 @@ class BrokerMaintenance(Middleware):
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if not hasattr(broker, "scripts"):  # RabbitMQ redelivers on its own; the stub broker has no workers
+        if not broker_state.is_redis(broker):  # RabbitMQ redelivers on its own; the stub broker has no workers
             return
         self._stop.clear()
         threading.Thread(target=self._loop, args=(broker,), name="cep-requeue-sweep", daemon=True).start()

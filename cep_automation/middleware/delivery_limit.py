@@ -51,6 +51,7 @@ class DeliveryLimit(Middleware):
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
         self.max_deliveries = max_deliveries
         self._settled: set[str] = set()  # retries whose delivery was settled when they were enqueued
+        self._takes_keys: bool | None = None  # whether Idempotency is in the stack (decided at the first message)
 
     @property
     def actor_options(self) -> set[str]:
@@ -63,9 +64,14 @@ class DeliveryLimit(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         limit = self.limit_for(broker, message)
-        idem_key = message.options.get(opt.IDEMPOTENCY_KEY) if self._has_idempotency(broker) else None
+        if self._takes_keys is None:
+            from cep_automation.middleware.idempotency import Idempotency
+
+            self._takes_keys = any(isinstance(m, Idempotency) for m in broker.middleware)
+        idem_key = message.options.get(opt.IDEMPOTENCY_KEY) if self._takes_keys else None
         try:
-            admission = delivery.admit(message.message_id, limit, idem_key, run_ttl_s(broker, message))
+            admission = delivery.admit(message.message_id, limit, idem_key,
+                                       run_ttl_s(broker, message) if idem_key else 0)
         except redis.RedisError as exc:  # cannot count: the message runs (fail open); Idempotency tries itself
             logger.warning("Deliveries of %s not counted (Redis unavailable: %s)", message.message_id,
                            type(exc).__name__)
@@ -87,7 +93,8 @@ class DeliveryLimit(Middleware):
         # can be fetched by another thread (this middleware's after-hooks run after Retries' enqueue), and
         # release its idempotency key (failed) in the same round trip.
         if message.options.get("retries"):
-            self._settle(message.message_id, forget_count=True, failed_key=message.options.get(opt.IDEMPOTENCY_KEY))
+            failed_key = message.options.get(opt.IDEMPOTENCY_KEY)
+            self._settle(message.message_id, failed_key, False if failed_key else None)
             self._settled.add(message.message_id)
 
     def after_process_message(
@@ -105,24 +112,14 @@ class DeliveryLimit(Middleware):
             self._settled.discard(message_id)
             return
         idem_key, succeeded = outcome if outcome else (None, None)
+        self._settle(message_id, idem_key, succeeded)
+
+    @staticmethod
+    def _settle(message_id: str, idem_key: str | None, succeeded: bool | None) -> None:
         try:
             delivery.settle(message_id, forget_count=True, idempotency_key=idem_key, succeeded=succeeded)
         except redis.RedisError as exc:  # the count expires on its own; a pending record after the time limit
             logger.warning("Delivery of %s not settled (Redis unavailable: %s)", message_id, type(exc).__name__)
-
-    def _settle(self, message_id: str, *, forget_count: bool, failed_key: str | None) -> None:
-        try:
-            delivery.settle(message_id, forget_count=forget_count, idempotency_key=failed_key,
-                            succeeded=False if failed_key else None)
-        except redis.RedisError as exc:
-            logger.warning("Delivery count of %s not cleared (Redis unavailable: %s)", message_id,
-                           type(exc).__name__)
-
-    @staticmethod
-    def _has_idempotency(broker: dramatiq.Broker) -> bool:
-        from cep_automation.middleware.idempotency import Idempotency
-
-        return any(isinstance(m, Idempotency) for m in broker.middleware)
 
 
 def run_ttl_s(broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> int:

@@ -16,11 +16,18 @@ from typing import Any, cast
 
 from dramatiq.common import current_millis, dq_name
 
-from cep_automation.db.redis_client import as_text, get_redis
+from cep_automation.db.redis_client import as_text, get_redis, lua
 from cep_automation.queues import POLICIES
 from cep_automation.settings import get_settings
 
 HEARTBEAT_WINDOW_MS = 60_000
+
+
+def is_redis(broker: Any) -> bool:
+    """Whether ``broker`` is Dramatiq's Redis broker, whose layout and scripts this module knows."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    return isinstance(broker, RedisBroker)
 
 
 def queue_names() -> list[str]:
@@ -145,7 +152,7 @@ def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str, w
         message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
     broker.emit_before("enqueue", message, delay)
     redis_id = message.options["redis_message_id"]
-    holder = broker.client.register_script(_ENQUEUE_ONCE)(
+    holder = lua(_ENQUEUE_ONCE, broker.client)(
         keys=[claim_key, f"{broker.namespace}:{queue_name}", f"{broker.namespace}:{queue_name}.msgs"],
         args=[message.message_id, window_s, redis_id, message.encode()])
     if holder:

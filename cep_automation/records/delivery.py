@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cep_automation.db.redis_client import get_redis, key
+from cep_automation.db.redis_client import get_redis, key, lua
 from cep_automation.records.idempotency import FAILED_TTL_S, WINDOW_S, run_key, run_record
 
 COUNT_TTL_S = 3 * 24 * 3600  # longer than any redelivery gap; a forgotten count cannot linger for ever
@@ -55,7 +55,7 @@ def deliveries_key(message_id: str) -> str:
 
 def admit(message_id: str, limit: int, idempotency_key: str | None, run_ttl_s: int) -> Admission:
     """Count this delivery; unless it is over ``limit``, take the key's run record (pending) for it."""
-    script = get_redis().register_script(_ADMIT)
+    script = lua(_ADMIT, get_redis())
     count_key = deliveries_key(message_id)
     keys = [count_key, run_key(idempotency_key) if idempotency_key else count_key]
     reply = script(keys=keys, args=[COUNT_TTL_S, limit, 1 if idempotency_key else 0,

@@ -15,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from cep_automation.db.redis_client import as_text, get_redis, key
+from cep_automation.db.redis_client import as_text, get_redis, key, lua
 
 WINDOW_S = 24 * 3600
 FAILED_TTL_S = 3600
@@ -65,7 +65,7 @@ def run_key(idempotency_key: str) -> str:
 
 def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, Any] | None:
     """Mark the key pending for this message; None if acquired, else the record that blocks it."""
-    script = get_redis().register_script(_ACQUIRE)
+    script = lua(_ACQUIRE, get_redis())
     blocking = script(keys=[run_key(idempotency_key)],
                       args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
     return json.loads(blocking) if blocking else None

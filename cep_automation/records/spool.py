@@ -41,6 +41,3 @@ class Spool:
             client.lpop(self.key)  # removed only once written
             written += 1
         return written
-
-    def __len__(self) -> int:
-        return int(get_redis().llen(self.key))

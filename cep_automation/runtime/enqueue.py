@@ -96,7 +96,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
     if key is None:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
-    if hasattr(actor.broker, "scripts"):  # Redis: the claim and the enqueue in one script
+    if broker_state.is_redis(actor.broker):  # the claim and the enqueue in one script
         enqueued, holder = broker_state.enqueue_once(actor.broker, message, delay, idempotency.sent_key(key),
                                                      idempotency.WINDOW_S)
         if holder is not None:

@@ -48,13 +48,18 @@ class StepRunner:
     def skip(self, step: str, reason: str) -> None:
         self._record(step, "skipped", reason)
 
-    def run(self, step: str, action: Callable[[], Any], *, direct: bool = False) -> Effect | None:
-        """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised.
+    def run(self, step: str, action: Callable[[], Any]) -> Effect | None:
+        """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised."""
+        return self._attempt(step, lambda: self.ledger.run(step, action))
 
-        ``direct``: ``action`` goes through the ledger itself and returns the :class:`Effect`.
-        """
+    def run_confirmable(self, step: str, send: Callable[[str], str], confirm: Callable[[str], str | None], *,
+                        grace_s: float) -> Effect | None:
+        """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
+        return self._attempt(step, lambda: self.ledger.run_confirmable(step, send, confirm, grace_s=grace_s))
+
+    def _attempt(self, step: str, through_ledger: Callable[[], Effect]) -> Effect | None:
         try:
-            effect = action() if direct else self.ledger.run(step, action)
+            effect = through_ledger()
         except Exception as exc:  # any failure of one step must not stop the others
             with self._lock:
                 self.failures[step] = exc
@@ -64,12 +69,6 @@ class StepRunner:
             return None
         self._record(step, "success", describe(effect))
         return effect
-
-    def run_confirmable(self, step: str, send: Callable[[str], str], confirm: Callable[[str], str | None], *,
-                        grace_s: float) -> Effect | None:
-        """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
-        return self.run(step, lambda: self.ledger.run_confirmable(step, send, confirm, grace_s=grace_s),
-                        direct=True)
 
     def _record(self, step: str, status: str, detail: str | None) -> None:
         detail = redact(detail) if detail else None
