@@ -6,6 +6,7 @@ in one go instead of one traceback at a time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from typing import Any
@@ -23,6 +24,7 @@ HINTS = {
     "BROKER_URL": "redis://…, amqp://guest:guest@127.0.0.1:5672/ or stub:// (empty = REDIS_URL)",
     "CRM_ENABLED": "true or false",
     "CEP_METRICS_PORT": "a TCP port number between 1 and 65535 (0 disables the endpoint)",
+    "CEP_METRICS_HOST": "an IP address to listen on, e.g. 127.0.0.1 (this host only) or 0.0.0.0 (every interface)",
     "CEP_DB_POOL_MAX": "a whole number of connections, at least 1",
 }
 
@@ -47,6 +49,8 @@ class Settings(BaseSettings):
     cep_db_pool_min: int = Field(1, ge=0)
     cep_db_pool_max: int = Field(10, ge=1)
     cep_metrics_port: int = Field(9191, ge=0, le=65535)
+    # Where a pool's /metrics listens: loopback unless Prometheus scrapes from another host.
+    cep_metrics_host: str = "127.0.0.1"
     cep_log_level: str = "INFO"
     cep_data_dir: str = ".data"
     cep_disabled_plugins: str = ""
@@ -101,6 +105,12 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         return _require_scheme(value, REDIS_SCHEMES)
+
+    @field_validator("cep_metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        ipaddress.ip_address(value)  # its ValueError names the bad address
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -8,11 +8,14 @@ until the directory is set, because the library picks its storage on import.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -101,17 +104,41 @@ def render() -> tuple[bytes, str]:
 
 
 def serve_metrics() -> None:
-    """Serve ``/metrics`` on ``CEP_METRICS_PORT``; run by the Dramatiq CLI as a fork process."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    """Serve ``/metrics`` on ``CEP_METRICS_HOST``:``CEP_METRICS_PORT``; run by the Dramatiq CLI as a fork process.
 
-    port = get_settings().cep_metrics_port
-    if not port:
+    With ``CEP_API_TOKEN`` set, a scrape must bring it (``Authorization: Bearer``), as on the HTTP service.
+    """
+    from http.server import ThreadingHTTPServer
+
+    settings = get_settings()
+    if not settings.cep_metrics_port:
         return
+    token = settings.cep_api_token.get_secret_value() if settings.cep_api_token else None
+    address = (settings.cep_metrics_host, settings.cep_metrics_port)
+    try:
+        server = ThreadingHTTPServer(address, metrics_handler(token))
+    except OSError as exc:
+        logger.info("Not serving /metrics on %s:%d (%s): another pool on this host serves them", *address, exc)
+        return
+    if token is None and not _loopback(settings.cep_metrics_host):
+        logger.warning("Serving /metrics on %s without a token: set CEP_API_TOKEN", settings.cep_metrics_host)
+    logger.info("Serving /metrics on %s:%d", *address)
+    server.serve_forever()
+
+
+def metrics_handler(token: str | None) -> type[BaseHTTPRequestHandler]:
+    """A request handler answering ``GET /metrics`` (with ``token`` when one is given) and 404 elsewhere."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "only /metrics is served here")
+                return
+            if token is not None and not _bearer_matches(self.headers.get("Authorization", ""), token):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Bearer realm="cep-automation"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             body, content_type = render()
             self.send_response(200)
@@ -123,13 +150,20 @@ def serve_metrics() -> None:
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug(format, *args)
 
+    return Handler
+
+
+def _bearer_matches(authorization: str, token: str) -> bool:
+    """Constant-time check of ``Authorization: Bearer <token>``."""
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _loopback(host: str) -> bool:
     try:
-        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
-    except OSError as exc:
-        logger.info("Not serving /metrics on port %d (%s): another pool on this host serves them", port, exc)
-        return
-    logger.info("Serving /metrics on port %d", port)
-    server.serve_forever()
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def mark_process_dead(pid: int) -> None:
