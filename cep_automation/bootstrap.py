@@ -6,6 +6,7 @@ import logging
 
 import dramatiq
 
+from cep_automation import log_redaction
 from cep_automation.broker import build_broker
 from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import get_settings
@@ -20,6 +21,7 @@ class _ResultsWarningFilter(logging.Filter):
 
 def bootstrap() -> dramatiq.Broker:
     """Validate settings, set the global broker and load plugins before any actor is declared."""
+    log_redaction.install()  # before anything logs: every record of the process is masked
     settings = get_settings()
     logging.getLogger("cep_automation").setLevel(settings.cep_log_level.upper())
     logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ResultsWarningFilter())

@@ -63,6 +63,9 @@ POLICIES: tuple[QueuePolicy, ...] = (
     QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, EXPONENTIAL_2S, 3_600, "0 3 * * *", "backup"),
     QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, EXPONENTIAL_2S, 120, None, "llm"),
     QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),
+    QueuePolicy("gdpr.erase", "leads", PRIORITY_MEDIUM, 5, EXPONENTIAL_2S, 600, None, "automation"),
+    QueuePolicy("consent.sync", "leads", PRIORITY_HIGH, 5, EXPONENTIAL_2S, 60, None, "automation"),
+    QueuePolicy("data.retention", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 1_800, "30 4 * * *", "automation"),
 )
 
 BY_ACTOR = {p.actor: p for p in POLICIES}

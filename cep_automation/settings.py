@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "alerts@cepformacion.es"
     smtp_starttls: bool = True
+    # GDPR/RGPD (docs/gdpr.md): the key of the erasure records' identifier hashes, and how long each record kind
+    # is kept before data.retention purges or anonymizes it.
+    cep_gdpr_hash_key: SecretStr | None = None
+    cep_retention_audit_days: int = Field(365, ge=1)
+    cep_retention_dead_letters_days: int = Field(90, ge=1)
+    cep_retention_effects_days: int = Field(365, ge=1)
+    cep_retention_job_logs_days: int = Field(7, ge=1)
+    cep_retention_leads_days: int = Field(730, ge=1)
+    cep_retention_uploads_days: int = Field(365, ge=1)
+    cep_retention_batch: int = Field(1000, ge=1)
 
     @field_validator("redis_url")
     @classmethod

@@ -14,6 +14,9 @@ def test_policies_match_the_design_card():
         "backup.daily": ("backup", 2, 2000, 3600, "0 3 * * *"),
         "llm.ingest": ("llm", 3, 2000, 120, None),
         "meta.leadgen": ("leads", 3, 2000, 60, None),
+        "gdpr.erase": ("leads", 5, 2000, 600, None),
+        "consent.sync": ("leads", 5, 2000, 60, None),
+        "data.retention": ("stats", 3, 2000, 1800, "30 4 * * *"),
     }
     assert policy("lead.created").priority < policy("campaign.sync").priority < policy("stats.rollup").priority
 

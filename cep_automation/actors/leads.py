@@ -156,6 +156,9 @@ def lead_created(lead_id: str) -> dict[str, Any]:
         lead = load_lead(conn, str(lead_id))
     if lead is None:
         raise PermanentError(f"lead {lead_id} not found")
+    if lead.erased:  # e.g. an operator's retry of an old dead letter, after the person was forgotten
+        handle.log("lead erased under the GDPR: nothing to do")
+        return {"lead_id": lead.id, "skipped": "erased under the GDPR"}
     handle.progress(10)
     steps = StepRunner(Ledger(f"lead.created:{lead.id}"), handle)
     # The steps do not depend on each other: they run at once, and the lead is followed up in about the time

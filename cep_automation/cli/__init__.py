@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from cep_automation.cli import db, dlq, jobs, plugins, run, serve
+from cep_automation import log_redaction
+from cep_automation.cli import db, dlq, gdpr, jobs, plugins, run, serve
 from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(db.db)
 cli.add_command(dlq.dlq)
+cli.add_command(gdpr.gdpr)
 cli.add_command(jobs.enqueue)
 cli.add_command(jobs.jobs)
 cli.add_command(plugins.plugins)
@@ -48,6 +50,7 @@ def _register_plugin_commands() -> None:
 
 def main() -> None:
     """Console-script entry point: operator errors print one clear message, exit code 2."""
+    log_redaction.install()
     try:
         _register_plugin_commands()
         code = cli.main(standalone_mode=False)

@@ -10,6 +10,7 @@ too. See ``docs/plugins.md``.
 from __future__ import annotations
 
 from cep_automation.errors import CepError, PermanentError, TransientError
+from cep_automation.plugins.erasure import DataSubject, ErasureUnsupported
 from cep_automation.plugins.hookspecs import Register, hookimpl, hookspec
 from cep_automation.plugins.http import (
     CONNECT_TIMEOUT_S,
@@ -47,7 +48,8 @@ from cep_automation.settings import Settings
 
 __all__ = [
     "CONNECT_TIMEOUT_S", "CRM", "GROUP", "KINDS", "LLM", "READ_TIMEOUT_S", "Ads", "Alerts", "Analytics",
-    "CampaignMetrics", "CepError", "Classifier", "Completion", "Contact", "EmailMarketing", "HttpClient",
+    "CampaignMetrics", "CepError", "Classifier", "Completion", "Contact", "DataSubject", "EmailMarketing",
+    "ErasureUnsupported", "HttpClient",
     "HttpIntegration", "Integration", "Messaging", "PermanentError", "Register", "Registry", "Settings", "Storage",
     "TransactionalEmail", "TransientError", "collect_integrations", "describe_plugins", "get_plugin_manager",
     "hookimpl", "hookspec", "load_plugins", "mask_email", "mask_phone", "redact", "reset_plugins",

@@ -3,6 +3,10 @@
 The receiver checks ``X-CEP-Signature: sha256=<hex>``, the HMAC-SHA256 of the raw body with the
 shared secret (compared in constant time), and upserts by ``Idempotency-Key`` (our lead id), so a
 retried delivery updates the same record instead of creating a second one.
+
+Erasure (GDPR) is a signed ``DELETE`` to the same URL with ``{"external_ids", "emails", "phones"}``: the
+receiver deletes every record with one of those keys and answers 200 (``{"erased": n}``) or 204; 404 means
+it holds none of them; 405 or 501 means it cannot erase, which the erasure reports as "manual action needed".
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import hmac
 import json
 from typing import Any
 
+import requests
+
 from cep_automation.errors import PermanentError
+from cep_automation.plugins.erasure import DataSubject, ErasureUnsupported
 from cep_automation.plugins.hookspecs import Register, hookimpl
-from cep_automation.plugins.http import HttpIntegration
+from cep_automation.plugins.http import HttpIntegration, short_body
 from cep_automation.plugins.kinds import CRM, Contact
 from cep_automation.settings import Settings
 
@@ -50,6 +57,21 @@ def lead_body(contact: Contact, key: str) -> dict[str, Any]:
     }
 
 
+class Refused(PermanentError):
+    """A 4xx (not 429) from the receiver, with its status: an erasure reads 404 and 405 differently."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def classify(response: requests.Response) -> Exception | None:
+    """:class:`Refused` for a 4xx other than 429; the default (transient) for 429 and 5xx."""
+    if 400 <= response.status_code < 500 and response.status_code != 429:
+        return Refused(f"webhook: HTTP {response.status_code} {short_body(response)}", response.status_code)
+    return None
+
+
 class WebhookCRM(HttpIntegration, CRM):
     """Sends leads to any HTTP endpoint that upserts them (a small CRM bridge, Zapier, Make, …).
 
@@ -65,6 +87,9 @@ class WebhookCRM(HttpIntegration, CRM):
     required_settings = ("crm_webhook_url", "crm_webhook_secret")
     base_url_setting = "crm_webhook_url"
 
+    def classify(self, response: requests.Response) -> Exception | None:
+        return classify(response)
+
     def upsert_lead(self, contact: Contact) -> str:
         """POST the signed lead; return the receiver's ``id``, or our key if it answered none."""
         key = idempotency_key(contact)
@@ -76,6 +101,23 @@ class WebhookCRM(HttpIntegration, CRM):
         }
         response = self.client().post(self.base_url, data=raw, headers=headers)
         return receiver_id(response.content, key)
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """DELETE, signed, every record keyed by the person's lead ids or emails (see the module docstring)."""
+        keys = [*subject.lead_ids, *(idempotency_key(Contact(email=email)) for email in subject.emails)]
+        body = {"external_ids": keys, "emails": list(subject.emails), "phones": list(subject.phones)}
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json",
+                   SIGNATURE_HEADER: sign(self.settings.crm_webhook_secret.get_secret_value(), raw)}
+        try:
+            response = self.client().request("DELETE", self.base_url, data=raw, headers=headers)
+        except Refused as exc:
+            if exc.status == 404:
+                return "the receiver holds no record of them"
+            if exc.status in (405, 501):
+                raise ErasureUnsupported(f"webhook: the receiver does not implement erasure ({exc})") from None
+            raise
+        return f"the receiver erased their records (HTTP {response.status_code})"
 
 
 def receiver_id(content: bytes, fallback: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from cep_automation.plugins.erasure import DataSubject, ErasureUnsupported
+
 # The kinds of integration a plugin may register; a job asks for integrations by kind.
 KINDS = (
     "email_marketing",
@@ -52,6 +54,13 @@ class Integration:
     @property
     def enabled(self) -> bool:
         return self.disabled_reason() is None
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """Erase ``subject`` from the service for good (GDPR art. 17); return what was done, in words.
+
+        The default says it cannot: ``gdpr.erase`` then records "manual action needed" for this service.
+        """
+        raise ErasureUnsupported(f"{self.name}: this integration cannot erase contacts through its API")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.kind}:{self.name}>"

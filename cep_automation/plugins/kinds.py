@@ -63,6 +63,11 @@ class EmailMarketing(Integration):
         """Create or update the contact with its tags and merge fields; return the provider's id."""
         raise NotImplementedError
 
+    def set_subscription(self, email: str, subscribed: bool) -> str:
+        """Follow the person's consent: unsubscribe them, or subscribe them again (a service may ask them to
+        confirm first); return the status the service now holds."""
+        raise NotImplementedError
+
 
 class TransactionalEmail(Integration):
     """Transactional email templates (Mandrill)."""

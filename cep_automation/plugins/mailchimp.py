@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from mailchimp3 import MailChimp  # type: ignore[import-untyped]  # mailchimp3 s
 from mailchimp3.mailchimpclient import MailChimpError  # type: ignore[import-untyped]  # no type hints either
 
 from cep_automation.errors import PermanentError, TransientError
+from cep_automation.plugins.erasure import DataSubject
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import (
     CONNECT_TIMEOUT_S,
@@ -38,6 +40,15 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode()).hexdigest()  # noqa: S324 (an id, not security)
 
 
+class ComplianceState(PermanentError):
+    """400 ``Member In Compliance State``: the member unsubscribed, bounced or is under review, and cannot be
+    set ``subscribed`` by us; Mailchimp's documented way back is ``pending`` (the person confirms by email)."""
+
+
+class NotFound(PermanentError):
+    """404 ``Resource Not Found``: no such member (or list)."""
+
+
 def classify_error(exc: Exception) -> Exception:
     """The TransientError or PermanentError for a mailchimp3 or requests exception."""
     if isinstance(exc, requests.Timeout):
@@ -54,6 +65,10 @@ def classify_error(exc: Exception) -> Exception:
     # retrying cannot fix them. 429 (too many connections) and 5xx can.
     if status == 429 or status >= 500:
         return TransientError(what, retry_after=retry_after_seconds(response) if response is not None else None)
+    if problem.get("title") == "Member In Compliance State":
+        return ComplianceState(what)
+    if status == 404:
+        return NotFound(what)
     return PermanentError(what)
 
 
@@ -126,6 +141,32 @@ class Mailchimp(EmailMarketing):
             self._call(lambda c: c.lists.members.tags.update(list_id, member_id, tags))
         return str((member or {}).get("id") or member_id)
 
+    def set_subscription(self, email: str, subscribed: bool) -> str:
+        """``unsubscribed`` at once; or ``subscribed``, which a member in compliance state cannot be set to by
+        us, so then ``pending``: Mailchimp emails them to confirm (double opt-in), as it documents."""
+        list_id, member_id = self.settings.mailchimp_list_id, subscriber_hash(email)
+        status = "subscribed" if subscribed else "unsubscribed"
+        body = {"email_address": email.strip(), "status_if_new": status, "status": status}
+        try:
+            self._call(lambda c: c.lists.members.create_or_update(list_id, member_id, body))
+        except ComplianceState:
+            body.update(status="pending", status_if_new="pending")
+            self._call(lambda c: c.lists.members.create_or_update(list_id, member_id, body))
+            return "pending"
+        return status
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """Permanently delete each address from the audience (``actions/delete-permanent``); Mailchimp then
+        refuses to re-import it, as the GDPR wants. An address it does not hold is already erased."""
+        list_id, deleted = self.settings.mailchimp_list_id, 0
+        for email in subject.emails:
+            try:
+                self._call(partial(_delete_permanent, list_id=list_id, member_id=subscriber_hash(email)))
+            except NotFound:
+                continue
+            deleted += 1
+        return f"{deleted} of {len(subject.emails)} address(es) permanently deleted from the audience"
+
     def _call(self, action: Callable[[MailChimp], Any]) -> Any:
         """Run one mailchimp3 call, turning its exceptions into ours."""
         try:
@@ -154,6 +195,10 @@ class Mailchimp(EmailMarketing):
 
     def _api_key(self) -> str:
         return str(self.settings.mailchimp_api_key.get_secret_value())
+
+
+def _delete_permanent(client: MailChimp, *, list_id: str, member_id: str) -> Any:
+    return client.lists.members.delete_permanent(list_id, member_id)
 
 
 def merge_fields(contact: Contact) -> dict[str, str]:

@@ -4,6 +4,8 @@ It answers as a receiver is expected to: **403** ``{"error": "invalid signature"
 ``X-CEP-Signature`` is missing or is not ``sha256=`` + hex HMAC-SHA256 of the raw body with the
 shared secret; **400** for a body that is not a JSON lead; **201** ``{"id", "created": true}`` for
 a new external id and **200** ``{"id", "created": false}`` for one it already has (same ``id``).
+A signed ``DELETE`` with ``{"external_ids", "emails", "phones"}`` erases those leads (200 ``{"erased": n}``,
+404 when it holds none).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class FakeCrmWebhook(FakeServer):
         return self.url + PATH
 
     def handle(self, request: Recorded) -> Reply:
+        if request.method == "DELETE" and request.path == PATH:
+            return self._erase(request)
         if request.method != "POST" or request.path != PATH:
             return Reply(404, {"error": f"no route for {request.method} {request.path}"})
         if not self.signature_ok(request):
@@ -60,6 +64,21 @@ class FakeCrmWebhook(FakeServer):
                 self.ids[key] = f"crm-{len(self.ids) + 1}"
             self.leads[key] = lead
             return Reply(201 if created else 200, {"id": self.ids[key], "created": created})
+
+    def _erase(self, request: Recorded) -> Reply:
+        """GDPR erasure: drop every lead whose key or email is listed (200 with the count; 404 if none)."""
+        if not self.signature_ok(request):
+            return Reply(403, {"error": "invalid signature"})
+        body = request.json if isinstance(request.json, dict) else {}
+        keys = set(body.get("external_ids") or [])
+        emails = {str(e).strip().lower() for e in body.get("emails") or []}
+        with self._lock:
+            doomed = [k for k, lead in self.leads.items()
+                      if k in keys or str(lead.get("email", "")).strip().lower() in emails]
+            for key in doomed:
+                del self.leads[key]
+                self.ids.pop(key, None)
+        return Reply(200, {"erased": len(doomed)}) if doomed else Reply(404, {"error": "no such records"})
 
     # Scripted answers a receiver may give.
     def fail_server(self, status: int = 503, retry_after: int | None = None, times: int = 1) -> None:

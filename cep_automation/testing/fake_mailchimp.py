@@ -36,7 +36,7 @@ PROBLEMS: dict[str, tuple[int, str]] = {
                                    "information."),
     "Compliance Related": (503, "This method has been disabled."),
 }
-_MEMBER_PATH = re.compile(rf"^/{re.escape(VERSION)}/lists/([^/]+)/members/([^/]+)(/tags)?$")
+_MEMBER_PATH = re.compile(rf"^/{re.escape(VERSION)}/lists/([^/]+)/members/([^/]+)(/tags|/actions/delete-permanent)?$")
 
 
 def subscriber_hash(email: str) -> str:
@@ -58,7 +58,8 @@ def problem(title: str, detail: str | None = None, *, email: str = "", errors: l
 
 
 class FakeMailchimp(FakeServer):
-    """Mailchimp Marketing v3 on 127.0.0.1: ``PUT …/members/{hash}`` and ``POST …/members/{hash}/tags``.
+    """Mailchimp Marketing v3 on 127.0.0.1: ``PUT …/members/{hash}``, ``POST …/members/{hash}/tags`` and
+    ``POST …/members/{hash}/actions/delete-permanent``.
 
     Parameters:
       api_key: the key clients must send as the HTTP Basic password (else 401 API Key Invalid).
@@ -102,6 +103,8 @@ class FakeMailchimp(FakeServer):
         list_id, member_id, tags = route.groups()
         if list_id not in self.members:
             return problem("Resource Not Found", "The requested resource could not be found.")
+        if tags == "/actions/delete-permanent" and request.method == "POST":
+            return self._delete_permanent(list_id, member_id)
         if tags and request.method == "POST":
             return self._tag(list_id, member_id, request.json or {})
         if not tags and request.method == "PUT":
@@ -155,6 +158,13 @@ class FakeMailchimp(FakeServer):
             "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0, "country_code": "", "timezone": ""},
             "source": "API - Generic", "tags_count": 0, "tags": [], "list_id": list_id, "_links": [],
         }
+
+    def _delete_permanent(self, list_id: str, member_id: str) -> Reply:
+        """GDPR delete: the member is gone and its address can never be re-imported (204, empty body)."""
+        if self.members[list_id].pop(member_id, None) is None:
+            return problem("Resource Not Found")
+        self.forgotten.add(member_id)
+        return Reply(204, b"")
 
     def _tag(self, list_id: str, member_id: str, body: dict[str, Any]) -> Reply:
         member = self.members[list_id].get(member_id)

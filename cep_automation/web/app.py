@@ -15,10 +15,13 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from cep_automation import log_redaction
 from cep_automation.settings import Settings
 from cep_automation.web import (
+    consent_api,
     dashboard,
     dead_letter_views,
+    gdpr_api,
     health,
     jobs_api,
     openapi,
@@ -61,6 +64,9 @@ def routes() -> list[BaseRoute]:
         Route("/metrics", health.prometheus),
         Route("/openapi.json", openapi.document),
         Route("/v1/jobs/{name}", jobs_api.dispatch, methods=ANY_METHOD),
+        Route("/v1/gdpr/erasures", gdpr_api.erasures, methods=["POST"]),
+        Route("/v1/gdpr/subjects", gdpr_api.subjects, methods=["GET"]),
+        Route("/v1/leads/{lead_id}/consent", consent_api.consent, methods=["POST"]),
         Route("/webhooks/meta/leads", webhook.endpoint, methods=["GET", "POST"]),
         Route("/webhooks/whatsapp", whatsapp_webhook.endpoint, methods=["GET", "POST"]),
         Mount("/admin", routes=dashboard_routes()),
@@ -75,6 +81,7 @@ def create_app(settings: Settings, *, read_only: bool | None = None, max_body_by
     """
     from cep_automation.actors import broker
 
+    log_redaction.install()
     token = settings.cep_api_token.get_secret_value() if settings.cep_api_token else None
     app = Starlette(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, middleware=[
         Middleware(SecurityHeaders),

@@ -15,6 +15,7 @@ import requests
 from cep_automation.plugins import (
     CRM,
     Contact,
+    DataSubject,
     HttpClient,
     HttpIntegration,
     PermanentError,
@@ -103,6 +104,20 @@ class HubSpotCRM(HttpIntegration, CRM):
             return str(client.post(CONTACTS, json={"properties": properties}).json()["id"])
         except ContactExists as exists:  # search had not caught up with an earlier create
             return self._update(client, exists.contact_id, properties)
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """HubSpot's GDPR delete of each address (``POST …/contacts/gdpr-delete``, 204): the contact is deleted
+        for good and the address blocked from coming back by forms. An address HubSpot has not (404) is fine."""
+        deleted, client = 0, self.client()
+        for email in subject.emails:
+            try:
+                client.post(f"{CONTACTS}/gdpr-delete", json={"objectId": email, "idProperty": "email"})
+            except PermanentError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+                continue
+            deleted += 1
+        return f"{deleted} of {len(subject.emails)} contact(s) deleted under the GDPR"
 
     def _search(self, client: HttpClient, email: str) -> str | None:
         query = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],

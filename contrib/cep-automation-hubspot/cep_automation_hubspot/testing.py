@@ -1,4 +1,4 @@
-"""A fake HubSpot CRM v3 contacts API: search, create, PATCH, batch upsert, and HubSpot's error bodies.
+"""A fake HubSpot CRM v3 contacts API: search, create, PATCH, batch upsert, GDPR delete, and HubSpot's error bodies.
 
 Like HubSpot, its search index lags behind writes: a contact created through the API is not found
 by ``/search`` until :meth:`FakeHubSpot.reindex` (with ``search_lag=False`` it is found at once),
@@ -94,11 +94,25 @@ class FakeHubSpot(FakeServer):
                 return self._search(body)
             if request.method == "POST" and request.path == f"{CONTACTS}/batch/upsert":
                 return self._batch_upsert(body)
+            if request.method == "POST" and request.path == f"{CONTACTS}/gdpr-delete":
+                return self._gdpr_delete(body)
             if request.method == "POST" and request.path == CONTACTS:
                 return self._create(body.get("properties") or {})
             if request.method in ("PATCH", "GET") and one:
                 return self._one(request.method, one.group(1), body.get("properties") or {})
         return Reply(404, error_body(f"no route for {request.method} {request.path}", "OBJECT_NOT_FOUND"))
+
+    def _gdpr_delete(self, body: dict[str, Any]) -> Reply:
+        """``{objectId, idProperty: "email" | absent (a contact id)}`` → 204; the contact is gone for good."""
+        if body.get("idProperty") == "email":
+            found = self.by_email(str(body.get("objectId", "")))
+        else:
+            found = self.contacts.get(str(body.get("objectId", "")))
+        if found is None:
+            return Reply(404, error_body("resource not found", "OBJECT_NOT_FOUND"))
+        del self.contacts[found["id"]]
+        self._indexed.discard(found["id"])
+        return Reply(204, b"")
 
     def _search(self, body: dict[str, Any]) -> Reply:
         groups = body.get("filterGroups") or []

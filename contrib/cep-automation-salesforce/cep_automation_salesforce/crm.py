@@ -15,6 +15,7 @@ import requests
 from cep_automation.plugins import (
     CRM,
     Contact,
+    DataSubject,
     HttpIntegration,
     PermanentError,
     TransientError,
@@ -103,6 +104,20 @@ class SalesforceCRM(HttpIntegration, CRM):
             raise PermanentError(f"salesforce: several Leads have {self.settings.external_id_field}={external_id}; "
                                  "merge them in Salesforce, then retry the job")
         return record_id(response, external_id)
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """DELETE each Lead by external id (204; 404 ``NOT_FOUND``: none). Salesforce keeps deleted records in
+        its Recycle Bin for 15 days before it purges them (docs/gdpr.md)."""
+        deleted, client = 0, self.client()
+        for lead_id in subject.lead_ids:
+            try:
+                client.request("DELETE", self._lead_path(lead_id), allow_redirects=False)
+            except PermanentError as exc:
+                if "NOT_FOUND" not in str(exc):
+                    raise
+                continue
+            deleted += 1
+        return f"{deleted} of {len(subject.lead_ids)} Lead(s) deleted (Recycle Bin, purged after 15 days)"
 
     def _lead_path(self, external_id: str) -> str:
         field = quote(self.settings.external_id_field, safe="")

@@ -5,7 +5,8 @@
 existing one (**204** with no body when the path's version is 45.0 or older), **300** with the
 matching records' URLs when several Leads share the value, and errors as a JSON array
 ``[{message, errorCode, fields}]``: 400 ``REQUIRED_FIELD_MISSING``, 401 ``INVALID_SESSION_ID``,
-403 ``REQUEST_LIMIT_EXCEEDED``, 404 ``NOT_FOUND``, 500/503.
+403 ``REQUEST_LIMIT_EXCEEDED``, 404 ``NOT_FOUND``, 500/503. ``DELETE`` on the same path deletes the Lead
+(**204**, or 404 ``NOT_FOUND``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class FakeSalesforce(FakeServer):
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Reply(401, errors("INVALID_SESSION_ID", "Session expired or invalid"))
         match = _LEAD.match(request.path)
-        if not match or request.method not in ("PATCH", "GET"):
+        if not match or request.method not in ("PATCH", "GET", "DELETE"):
             return Reply(404, errors("NOT_FOUND", "The requested resource does not exist"))
         version, field, value = float(match.group(1)), match.group(2), unquote(match.group(3))
         if field not in self.external_id_fields:
@@ -80,6 +81,8 @@ class FakeSalesforce(FakeServer):
                 return Reply(300, [f"{base}/{lead['Id']}" for lead in found])
             if request.method == "GET":
                 return self._read(found)
+            if request.method == "DELETE":
+                return self._delete(found)
             update_only = request.query.get("updateOnly") == ["true"]
             return self._upsert(found, {**(request.json or {}), field: value}, version, update_only)
 
@@ -87,6 +90,13 @@ class FakeSalesforce(FakeServer):
         if not found:
             return Reply(404, errors("NOT_FOUND", "The requested resource does not exist"))
         return Reply(200, {"attributes": {"type": "Lead"}, **found[0]})
+
+    def _delete(self, found: list[dict[str, Any]]) -> Reply:
+        """Delete by external id: 204 with no body; 404 ``NOT_FOUND`` when no Lead has that value."""
+        if not found:
+            return Reply(404, errors("NOT_FOUND", "The requested resource does not exist"))
+        del self.leads[found[0]["Id"]]
+        return Reply(204, b"")
 
     def _upsert(self, found: list[dict[str, Any]], fields: dict[str, Any], version: float, update_only: bool) -> Reply:
         if found:

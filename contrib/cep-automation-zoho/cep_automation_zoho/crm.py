@@ -15,6 +15,7 @@ import requests
 from cep_automation.plugins import (
     CRM,
     Contact,
+    DataSubject,
     HttpIntegration,
     PermanentError,
     TransientError,
@@ -100,6 +101,26 @@ class ZohoCRM(HttpIntegration, CRM):
         body = {"data": [record], "duplicate_check_fields": ["Email"]}
         response = self.client().post(f"/crm/{self.settings.api_version}/Leads/upsert", json=body)
         return record_id(response)
+
+
+    def erase_contact(self, subject: DataSubject) -> str:
+        """Find each address's Leads (``GET …/Leads/search?email=``; 204 when none) and delete them
+        (``DELETE …/Leads?ids=``). Zoho keeps deleted records in its Recycle Bin for 60 days (docs/gdpr.md)."""
+        ids = [lead_id for email in subject.emails for lead_id in self._lead_ids(email)]
+        if not ids:
+            return "no Leads with their address"
+        response = self.client().request("DELETE", f"/crm/{self.settings.api_version}/Leads",
+                                         params={"ids": ",".join(ids)})
+        failed = [r for r in (response.json() or {}).get("data") or [] if r.get("code") != "SUCCESS"]
+        if failed:
+            raise record_error(failed[0], response.status_code)
+        return f"{len(ids)} Lead(s) deleted (Recycle Bin, purged after 60 days)"
+
+    def _lead_ids(self, email: str) -> list[str]:
+        response = self.client().get(f"/crm/{self.settings.api_version}/Leads/search", params={"email": email})
+        if response.status_code == 204 or not response.content:
+            return []
+        return [str(lead["id"]) for lead in (response.json() or {}).get("data") or []]
 
 
 def record_id(response: requests.Response) -> str:

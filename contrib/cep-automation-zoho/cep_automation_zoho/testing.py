@@ -7,6 +7,8 @@ json_path}, status: "error"}``. Whole-request errors are ``{code, details, messa
 "error"}``: 401 ``INVALID_TOKEN`` / ``AUTHENTICATION_FAILURE`` / ``OAUTH_SCOPE_MISMATCH``, 429
 ``TOO_MANY_REQUESTS``. Zoho does not document the HTTP status of each mix of results; this fake
 answers 201 when all were inserted, 200 when all succeeded, 207 when mixed and 400 when all failed.
+``GET /crm/<version>/Leads/search?email=`` (200, or 204 with no body) and ``DELETE /crm/<version>/Leads?ids=``
+(one ``record deleted`` result per id) serve erasure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from cep_automation.testing import FakeServer, Recorded, Reply
 
 _UPSERT = re.compile(r"^/crm/(v\d+)/Leads/upsert$")
+_LEADS = re.compile(r"^/crm/(v\d+)/Leads$")
+_SEARCH = re.compile(r"^/crm/(v\d+)/Leads/search$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 AUTH_MESSAGES = {
     "INVALID_TOKEN": "invalid oauth token",
@@ -69,6 +73,10 @@ class FakeZoho(FakeServer):
     def handle(self, request: Recorded) -> Reply:
         if request.headers.get("authorization") != f"Zoho-oauthtoken {self.token}":
             return Reply(401, error_body("INVALID_TOKEN", AUTH_MESSAGES["INVALID_TOKEN"]))
+        if request.method == "GET" and _SEARCH.match(request.path):
+            return self._search(request.query)
+        if request.method == "DELETE" and _LEADS.match(request.path):
+            return self._delete(request.query)
         if request.method != "POST" or not _UPSERT.match(request.path):
             return Reply(404, error_body("INVALID_URL_PATTERN", "Please check if the URL trying to access is correct"))
         body = request.json if isinstance(request.json, dict) else {}
@@ -79,6 +87,32 @@ class FakeZoho(FakeServer):
         with self._lock:
             results = [self._upsert(i, record, keys) for i, record in enumerate(records)]
         return Reply(_status(results), {"data": results})
+
+    def _search(self, query: dict[str, list[str]]) -> Reply:
+        """``?email=`` → 200 ``{data, info}``, or 204 with no body when nothing matches (as Zoho answers)."""
+        email = (query.get("email") or [""])[0]
+        with self._lock:
+            hits = [lead for lead in self.leads.values() if str(lead.get("Email", "")).lower() == email.lower()]
+        if not hits:
+            return Reply(204, b"")
+        return Reply(200, {"data": hits, "info": {"per_page": 200, "count": len(hits), "page": 1,
+                                                   "more_records": False}})
+
+    def _delete(self, query: dict[str, list[str]]) -> Reply:
+        """``?ids=a,b`` → one result per id: ``SUCCESS`` / ``record deleted``, or ``INVALID_DATA`` for an unknown id."""
+        ids = [i for i in (query.get("ids") or [""])[0].split(",") if i]
+        if not ids:
+            return Reply(400, error_body("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                                         {"param": "ids"}))
+        results = []
+        with self._lock:
+            for lead_id in ids:
+                if self.leads.pop(lead_id, None) is None:
+                    results.append(error_body("INVALID_DATA", "the id given seems to be invalid", {"id": lead_id}))
+                else:
+                    results.append({"code": "SUCCESS", "details": {"id": lead_id}, "message": "record deleted",
+                                    "status": "success"})
+        return Reply(200, {"data": results})
 
     def _upsert(self, index: int, record: dict[str, Any], keys: list[str]) -> dict[str, Any]:
         problem = _invalid(index, record)
