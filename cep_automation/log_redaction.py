@@ -29,8 +29,7 @@ def _clean(value: Any) -> Any:
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     """Mask emails, phones and secrets in the record's message, arguments, traceback and stack."""
-    if isinstance(record.msg, str):
-        record.msg = redact(record.msg)
+    record.msg = redact(record.msg if isinstance(record.msg, str) else str(record.msg))
     if isinstance(record.args, Mapping):
         record.args = {name: _clean(value) for name, value in record.args.items()}
     elif isinstance(record.args, tuple):

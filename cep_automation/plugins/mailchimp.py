@@ -142,10 +142,16 @@ class Mailchimp(EmailMarketing):
         return str((member or {}).get("id") or member_id)
 
     def set_subscription(self, email: str, subscribed: bool) -> str:
-        """``unsubscribed`` at once; or ``subscribed``, which a member in compliance state cannot be set to by
+        """``unsubscribed`` (if a member); or ``subscribed``, which a member in compliance state cannot be set to by
         us, so then ``pending``: Mailchimp emails them to confirm (double opt-in), as it documents."""
         list_id, member_id = self.settings.mailchimp_list_id, subscriber_hash(email)
-        status = "subscribed" if subscribed else "unsubscribed"
+        if not subscribed:  # PATCH, not PUT: someone who is not in the audience is not added to it
+            try:
+                self._call(lambda c: c.lists.members.update(list_id, member_id, {"status": "unsubscribed"}))
+            except NotFound:
+                return "not a member"
+            return "unsubscribed"
+        status = "subscribed"
         body = {"email_address": email.strip(), "status_if_new": status, "status": status}
         try:
             self._call(lambda c: c.lists.members.create_or_update(list_id, member_id, body))

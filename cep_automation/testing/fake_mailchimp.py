@@ -109,6 +109,10 @@ class FakeMailchimp(FakeServer):
             return self._tag(list_id, member_id, request.json or {})
         if not tags and request.method == "PUT":
             return self._upsert(list_id, member_id, request.json or {})
+        if not tags and request.method == "PATCH":
+            if member_id not in self.members[list_id]:
+                return problem("Resource Not Found")
+            return self._upsert(list_id, member_id, request.json or {})
         return problem("Method Not Allowed", "The requested method and resource are not compatible.", status=405)
 
     def _authorized(self, request: Recorded) -> bool:

@@ -52,3 +52,21 @@ def hubspot(monkeypatch, sandbox):
 def pg_tools(cep_services):
     major = backups.server_major(cep_services.database_url)
     return {name: backups.find_pg_tool(name, major, None) for name in ("pg_dump", "pg_restore")}
+
+
+API_TOKEN = "gdpr-test-token-0a1b2c3d"
+
+
+@pytest.fixture
+def api(db, stub_broker, cep_services):
+    """The HTTP service on the stub broker, and an authenticated client of it."""
+    import httpx
+
+    from cep_automation.settings import load_settings
+    from cep_automation.web import ServerThread, create_app
+
+    settings = load_settings(_env_file=None, redis_url=cep_services.redis_url, database_url=cep_services.database_url,
+                             cep_api_token=API_TOKEN)
+    with ServerThread(create_app(settings)) as server, httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30) as client:
+        yield client
