@@ -9,7 +9,7 @@ import click
 
 from cep_automation.db.pool import check_database
 from cep_automation.db.redis_client import check_redis
-from cep_automation.queues import POOLS
+from cep_automation.queues import POLICIES, POOLS
 from cep_automation.settings import get_settings
 
 
@@ -28,7 +28,14 @@ def worker_argv(pool: str, processes: int, threads: int | None) -> list[str]:
         "--queues", *spec.queues,
         "--processes", str(processes),
         "--threads", str(threads or spec.threads),
+        "--worker-shutdown-timeout", str(shutdown_timeout_s(pool) * 1000),
     ]
+
+
+def shutdown_timeout_s(pool: str) -> int:
+    """The pool's longest time limit: on SIGTERM a pool lets every running attempt finish (Dramatiq's own
+    default, 10 minutes, would cut a backup short)."""
+    return max(p.time_limit_s for p in POLICIES if p.pool == pool)
 
 
 @click.command()

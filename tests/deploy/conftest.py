@@ -28,10 +28,10 @@ def live(tmp_path):
     started: list[Live] = []
 
     class Starter:
-        def pool(self, env: dict[str, str], *queues: str) -> Live:
+        def pool(self, env: dict[str, str], *queues: str, modules: tuple[str, ...] = ()) -> Live:
             env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"prom-{len(started)}"), **env}
             os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-            started.append(pool(env, tmp_path / f"pool-{len(started)}.log", *queues))
+            started.append(pool(env, tmp_path / f"pool-{len(started)}.log", *queues, modules=modules))
             return started[-1]
 
         def http(self, env: dict[str, str]) -> tuple[Live, str]:

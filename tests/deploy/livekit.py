@@ -58,11 +58,11 @@ class Live:
                 self.proc.wait(timeout=10)
 
 
-def pool(env: dict[str, str], log: Path, *queues: str) -> Live:
+def pool(env: dict[str, str], log: Path, *queues: str, modules: tuple[str, ...] = ()) -> Live:
     """A worker pool as the systemd unit starts it, with its /metrics on a free port of ``env``'s host."""
     env = {"CEP_METRICS_PORT": str(free_port()), **env}
-    argv = [sys.executable, "-m", "dramatiq", "cep_automation.actors", "--processes", "1", "--threads", "2",
-            "--queues", *(queues or ("leads",))]
+    argv = [sys.executable, "-m", "dramatiq", "cep_automation.actors", *modules, "--processes", "1",
+            "--threads", "2", "--queues", *(queues or ("leads",))]
     return Live(argv, env, log)
 
 
