@@ -15,7 +15,7 @@ def deploy_env(process_env):
     """The environment of a deployed process on this session's services (Redis broker), with the API token."""
 
     def make(**extra: str) -> dict[str, str]:
-        env = process_env(CEP_API_TOKEN=API_TOKEN, **extra)
+        env = process_env(**{"CEP_API_TOKEN": API_TOKEN, **extra})
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         return env
 
