@@ -15,11 +15,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cep_automation import sentinel_url
 from cep_automation.errors import SettingsError
 
 # How to fix each setting, shown next to its error.
 HINTS = {
-    "REDIS_URL": "a Redis URL such as redis://127.0.0.1:6379/0 (or unix:///path/redis.sock)",
+    "REDIS_URL": "a Redis URL such as redis://127.0.0.1:6379/0 (or unix:///path/redis.sock, or "
+                 "redis+sentinel://host:26379[,host:26379]/service_name[/db] for Redis Sentinel)",
     "DATABASE_URL": "a PostgreSQL URL such as postgresql://cep:secret@127.0.0.1:5432/cep",
     "BROKER_URL": "redis://…, amqp://guest:guest@127.0.0.1:5672/ or stub:// (empty = REDIS_URL)",
     "CRM_ENABLED": "true or false",
@@ -28,7 +30,7 @@ HINTS = {
     "CEP_DB_POOL_MAX": "a whole number of connections, at least 1",
 }
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", sentinel_url.SCHEME)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 BROKER_SCHEMES = REDIS_SCHEMES + ("amqp://", "amqps://", "stub://")
 
@@ -145,6 +147,8 @@ class Settings(BaseSettings):
 def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
     if not value.startswith(schemes):
         raise ValueError(f"must start with one of {', '.join(schemes)}")
+    if sentinel_url.is_sentinel(value):
+        sentinel_url.parse(value)  # its ValueError says what is wrong with the Sentinel URL
     return value
 
 

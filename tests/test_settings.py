@@ -26,7 +26,8 @@ def test_missing_and_invalid_settings_are_listed_together(monkeypatch):
 def test_wrong_scheme_says_which_schemes_work():
     with pytest.raises(SettingsError) as error:
         load_settings(_env_file=None, redis_url="http://127.0.0.1:6379", database_url="mysql://x")
-    assert "REDIS_URL is invalid (must start with one of redis://, rediss://, unix://)" in str(error.value)
+    assert "REDIS_URL is invalid (must start with one of redis://, rediss://, unix://, redis+sentinel://)" in str(
+        error.value)
     assert "DATABASE_URL is invalid (must start with one of postgresql://, postgres://)" in str(error.value)
 
 

@@ -91,10 +91,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         from dramatiq.brokers.redis import RedisBroker
 
         from cep_automation.broker import consumer
+        from cep_automation.db.sentinel import broker_connection
 
         consumer.install()  # consumer threads that keep their delayed messages through a Redis outage
         broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is unannotated
-            url=url, namespace=settings.cep_namespace, middleware=[],
+            **broker_connection(url), namespace=settings.cep_namespace, middleware=[],
             heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
     for middleware in middleware_stack(settings):
         broker.add_middleware(middleware)

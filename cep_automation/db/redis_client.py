@@ -8,6 +8,7 @@ import threading
 import redis
 from redis.commands.core import Script
 
+from cep_automation.db.sentinel import redis_from_url
 from cep_automation.errors import ServiceUnavailable
 from cep_automation.settings import get_settings
 
@@ -21,7 +22,7 @@ def get_redis() -> redis.Redis:
     global _client, _client_pid
     with _lock:
         if _client is None or _client_pid != os.getpid():
-            _client = redis.Redis.from_url(
+            _client = redis_from_url(
                 get_settings().redis_url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
             )
             _client_pid = os.getpid()
@@ -62,7 +63,7 @@ def check_redis(url: str | None = None) -> None:
     """Raise :class:`ServiceUnavailable` unless Redis answers PING."""
     url = url or get_settings().redis_url
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+        redis_from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
     except redis.RedisError as exc:
         raise ServiceUnavailable(f"Redis is unreachable at {_public(url)}: {exc}") from None
 
