@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -27,32 +28,49 @@ import psycopg
 import redis
 
 QUEUE = "leads"
+EMAILS: dict[str, str] = {}  # lead id → email, of every lead insert_leads() made in this process
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+# A lead of insert_leads() is named in a provider call by its email, its phone or its name ("Ana García <n>").
+LEAD_MARK = re.compile(rb"ana(\d+)@example\.com|\+?346(\d{8})|Ana Garc(?:\xc3\xada|\\u00ed)a (\d+)")
+
+
 def _serve_sandbox(conn: Any, latency_s: float) -> None:
-    """Child process: run every fake, stamp CRM posts, answer ``counts``/``stamps``/``stop`` on the pipe."""
+    """Child process: run every fake; stamp each provider call with the lead it names; answer on the pipe.
+
+    ``stamps`` is lead email → arrival (``time.monotonic()``) of the latest call naming that lead, and
+    ``calls`` lead email → how many calls named it: a lead's last provider call is in once its count stops
+    growing (its steps run at once, so the CRM's POST need not be the last).
+    """
     from cep_automation.testing.sandbox import Sandbox
 
     sandbox = Sandbox().start()
     stamps: dict[str, float] = {}
+    calls: dict[str, int] = {}
     lock = threading.Lock()
-    original = sandbox.crm.handle
 
-    def stamped(request: Any) -> Any:
-        if request.method == "POST":
-            with lock:
-                stamps.setdefault(request.headers.get("idempotency-key", ""), time.monotonic())
-        return original(request)
+    def stamping(original: Any) -> Any:
+        def handle(request: Any) -> Any:
+            found = LEAD_MARK.search(request.body or b"") or LEAD_MARK.search(request.path.encode())
+            if found:
+                email = f"ana{int(next(g for g in found.groups() if g))}@example.com"
+                with lock:
+                    stamps[email] = time.monotonic()
+                    calls[email] = calls.get(email, 0) + 1
+            return original(request)
+        return handle
 
-    sandbox.crm.handle = stamped  # type: ignore[method-assign]
     for fake in sandbox.fakes:
+        fake.handle = stamping(fake.handle)  # type: ignore[method-assign]
         fake.latency_s = latency_s
     conn.send(sandbox.env())
     while (command := conn.recv()) != "stop":
         with lock:
             if command == "counts":
-                conn.send({"crm": len(stamps), **{type(f).__name__: len(f.requests) for f in sandbox.fakes}})
+                conn.send({"calls": sum(calls.values()), **{type(f).__name__: len(f.requests) for f in sandbox.fakes}})
+            elif command == "calls":
+                conn.send(dict(calls))
             else:
                 conn.send(dict(stamps))
     sandbox.stop()
@@ -72,6 +90,7 @@ class SandboxProcess:
             self.process.kill()
             raise RuntimeError(f"the fakes did not start (exit code {self.process.exitcode})")
         self.env: dict[str, str] = self._conn.recv()
+        self.calls_per_lead = 1_000_000  # unknown until learn_calls_per_lead()
 
     def _ask(self, command: str) -> Any:
         with self._lock:
@@ -79,12 +98,31 @@ class SandboxProcess:
             return self._conn.recv()
 
     def counts(self) -> dict[str, int]:
-        """Requests received per fake, and ``crm``: leads whose CRM POST arrived."""
+        """Requests received per fake, and ``calls``: provider calls that named a lead."""
         return self._ask("counts")  # type: ignore[no-any-return]
 
     def stamps(self) -> dict[str, float]:
-        """Lead id → ``time.monotonic()`` of its first CRM POST."""
-        return self._ask("stamps")  # type: ignore[no-any-return]
+        """Lead id → ``time.monotonic()`` of its last provider call, for the leads whose calls have all arrived."""
+        by_email, calls = self._ask("stamps"), self._ask("calls")
+        return {lead: by_email[email] for lead, email in EMAILS.items()
+                if calls.get(email, 0) >= self.calls_per_lead and email in by_email}
+
+    def done(self) -> int:
+        """How many leads have had all their provider calls."""
+        return sum(1 for n in self._ask("calls").values() if n >= self.calls_per_lead)
+
+    def learn_calls_per_lead(self, probe: str, timeout: float = 120.0) -> int:
+        """Wait until the probe lead's calls stop coming (1.5 s quiet); they are what every lead makes."""
+        email, deadline, last, quiet_since = EMAILS[probe], time.monotonic() + timeout, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            seen = self._ask("calls").get(email, 0)
+            if seen != last:
+                last, quiet_since = seen, time.monotonic()
+            elif seen and time.monotonic() - quiet_since >= 1.5:
+                self.calls_per_lead = seen
+                return seen
+            time.sleep(0.1)
+        raise RuntimeError(f"the probe lead made no provider call within {timeout:.0f} s")
 
     def stop(self) -> None:
         self._ask("stop")
@@ -133,8 +171,9 @@ def insert_leads(database_url: str, count: int) -> list[str]:
         rows = conn.execute(
             "INSERT INTO leads (name, email, phone, source, course_run_id, consent_at)"
             " SELECT 'Ana García ' || g, 'ana' || g || '@example.com', '+346' || lpad(g::text, 8, '0'), 'web', %s,"
-            " now() FROM generate_series(%s::int, %s::int) AS g RETURNING id::text",
+            " now() FROM generate_series(%s::int, %s::int) AS g RETURNING id::text, email",
             (run[0], start + 1, start + count)).fetchall()
+    EMAILS.update((row[0], row[1]) for row in rows)
     return [row[0] for row in rows]
 
 

@@ -3,8 +3,9 @@
 A producer sends fresh leads at a fixed rate (default 50 leads/s) for a bounded time while an
 in-process ``dramatiq.Worker`` — or, with ``--processes N``, the ``dramatiq`` CLI as production runs
 it — processes them, after 2 s of warm-up at the same rate; the latency of a lead runs from just before its
-``send()`` to the arrival of its CRM webhook POST at the fake (the last HTTP request of the job),
-both read from ``time.monotonic()``. Bare Dramatiq (``bench/bare_leads.py``) and ours alternate,
+``send()`` to the arrival at the fakes of the last of its provider calls (the steps run at once, so the
+CRM's POST need not be the last; a probe lead tells how many calls a lead makes), both read from
+``time.monotonic()``. Bare Dramatiq (``bench/bare_leads.py``) and ours alternate,
 on the same Redis, PostgreSQL and fakes; the script prints p50/p95/p99 of each and the ratios.
 
     python bench/latency.py                                  # quick: 50 leads/s for 20 s, 1 round each
@@ -59,7 +60,7 @@ def steady_run(name: str, system: tuple[dramatiq.Broker, Any], sandbox: Any, dat
     try:
         probe = insert_leads(database_url, 1)  # the workers are up once this one is done
         actor.send(lead_id=probe[0])
-        wait_until(lambda: probe[0] in sandbox.stamps(), 120, poll_s=0.2)
+        sandbox.learn_calls_per_lead(probe[0])
         warm = insert_leads(database_url, int(args.rate * 2))
         lead_ids = insert_leads(database_url, int(args.rate * args.duration))
         sent, offered, lag = paced(actor, warm + lead_ids, args.rate)
@@ -120,7 +121,8 @@ def run(services: Any, sandbox: Any, args: argparse.Namespace) -> int:
 
 def report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, log_path: str) -> None:
     pooled = {name: [ms for row in rows for ms in row["latencies"]] for name, rows in results.items()}
-    print(f"lead.created enqueue -> CRM POST, {args.rate:g} leads/s for {args.duration:g} s x {args.rounds} rounds, "
+    print(f"lead.created enqueue -> last provider call, {args.rate:g} leads/s for {args.duration:g} s"
+          f" x {args.rounds} rounds, "
           f"{args.threads} worker threads, worker timeout {args.worker_timeout} ms, fake API latency "
           f"{args.api_latency_ms:g} ms; {versions_line()}")
     if args.processes:

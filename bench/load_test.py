@@ -51,7 +51,7 @@ class Sampler(threading.Thread):
         self.client, self.namespace, self.sandbox, self.workers, self.every = client, namespace, sandbox, workers, every
         self.samples: list[tuple[float, int, int, int, float]] = []
         self.start_time = time.monotonic()
-        self.done_before = sandbox.counts()["crm"]
+        self.done_before = sandbox.done()
         self._stop_event = threading.Event()
 
     def sample(self) -> None:
@@ -60,7 +60,7 @@ class Sampler(threading.Thread):
         pipe.llen(f"{self.namespace}:leads.DQ")
         pipe.hlen(f"{self.namespace}:leads.msgs")
         waiting, delayed, held = pipe.execute()
-        done = self.sandbox.counts()["crm"] - self.done_before
+        done = self.sandbox.done() - self.done_before
         self.samples.append((time.monotonic() - self.start_time, waiting + delayed, held, done, self.workers.cpu()))
 
     def run(self) -> None:
@@ -100,8 +100,10 @@ def run_system(name: str, actor: Any, namespace: str, services: Any, sandbox: An
     try:
         probe = insert_leads(services.database_url, 1)
         actor.send(lead_id=probe[0])
-        if not wait_until(lambda: probe[0] in sandbox.stamps(), 120, poll_s=0.5):
-            raise RuntimeError(f"{name} workers did not process a first lead in 120 s; see {log_path}")
+        try:
+            sandbox.learn_calls_per_lead(probe[0])
+        except RuntimeError as exc:
+            raise RuntimeError(f"{name} workers did not process a first lead; see {log_path}") from exc
         lead_ids = insert_leads(services.database_url, int(args.rate * 60 * args.minutes))
         sampler = Sampler(redis.Redis.from_url(services.redis_url), namespace, sandbox, workers, args.sample_s)
         cpu_before, (xacts_before, backends_before) = workers.cpu(), postgres_usage(services.database_url)

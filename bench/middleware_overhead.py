@@ -12,6 +12,7 @@ Services: the machine's Redis/PostgreSQL at their default ports, else embedded o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -42,6 +43,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the ratios (bench/check.py)")
     args = parser.parse_args()
 
     import logging
@@ -93,6 +95,8 @@ def report(results: dict[str, list[tuple[float, float]]], args: argparse.Namespa
     for index, label in ((0, "enqueue (msg/s)"), (1, "process (msg/s)")):
         ratio = med["stack"][index] / med["bare"][index]
         print(f"{label:22}{med['bare'][index]:15.0f}{med['stack'][index]:15.0f}{ratio:8.2f}")
+    if args.json:
+        print(json.dumps({"enqueue": med["stack"][0] / med["bare"][0], "process": med["stack"][1] / med["bare"][1]}))
 
 
 if __name__ == "__main__":

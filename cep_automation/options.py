@@ -20,6 +20,10 @@ IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this deliver
 RETRY_DELAY_MS = "cep_retry_delay_ms"  # the delay chosen for the retry that follows this attempt
 STALE_TICK = "cep_stale_tick"  # {"tick", "late_s"}: a scheduled tick whose first delivery came too late
 
+# Set by the requeue sweep (records/broker_state.py) on a message it took back from a dead worker process.
+REQUEUED = "cep_requeued"  # how many times; a marked message's deliveries are counted (DeliveryLimit)
+
 # Options that describe one failed delivery, not the job; a retry from the dead letters starts without them.
 DELIVERY_OPTIONS = frozenset({RETRIES, TRACEBACK, "requeue_timestamp", "eta", ERROR, IDEMPOTENT_SKIP, STALE_TICK,
-                              RETRY_DELAY_MS, "redis_message_id", "dead_message_id"})
+                              RETRY_DELAY_MS, REQUEUED, "redis_message_id",
+                              "dead_message_id"})

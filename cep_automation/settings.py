@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     mailchimp_list_id: str | None = None
     mailchimp_transactional_key: SecretStr | None = None
     mailchimp_base_url: str | None = None
+    mailchimp_max_connections: int = Field(10, ge=1)
     mandrill_base_url: str = "https://mandrillapp.com/api/1.0"
     mandrill_lead_template: str = "lead-confirmation"
     mandrill_from_email: str = "info@cepformacion.es"

@@ -54,3 +54,35 @@ def test_late_queued_record_does_not_override_a_later_state(redis_client):
     assert job_state.get_job("m-new").state == "queued"
     assert 0 < redis_client.ttl(key("job", "m-new")) <= job_state.KEEP_FAILED_S
     assert 0 < redis_client.ttl(key("job", "m-late")) <= job_state.KEEP_COMPLETED_S
+
+
+def test_successive_records_of_a_job_in_one_batch_go_as_one_write(redis_client):
+    from cep_automation.records.state_writer import RecordWrite, merged
+
+    writer = StateWriter()
+    first = RecordWrite(key("job", "m-merge"), key("job", "m-merge", "log"), {"state": "active", "attempt": 1}, 60)
+    progress = lambda pipe: pipe.hset(key("job", "m-merge"), mapping={"progress": 50})  # noqa: E731
+    last = RecordWrite(key("job", "m-merge"), key("job", "m-merge", "log"), {"state": "completed"}, 3600)
+    other = RecordWrite(key("job", "m-other"), key("job", "m-other", "log"), {"state": "active"}, 60)
+    batch = [first, other, progress, last]
+    assert [type(op).__name__ for op in merged(batch)] == ["RecordWrite", "function", "RecordWrite"]
+    for op in batch:
+        writer.submit(op)
+    writer.flush()
+    stored = {k.decode(): v.decode() for k, v in redis_client.hgetall(key("job", "m-merge")).items()}
+    assert stored == {"state": "completed", "attempt": "1", "progress": "50"}
+    assert 3000 < redis_client.ttl(key("job", "m-merge")) <= 3600
+    assert redis_client.hget(key("job", "m-other"), "state") == b"active"
+
+
+def test_successive_log_lines_of_a_job_in_one_batch_go_in_order_as_one_append(redis_client):
+    from cep_automation.records.state_writer import LogAppend, merged
+
+    log = key("job", "m-lines", "log")
+    batch = [LogAppend(log, [f"line {n}"], 3, 60) for n in range(5)]
+    assert len(merged(batch)) == 1
+    writer = StateWriter()
+    for op in batch:
+        writer.submit(op)
+    writer.flush()
+    assert [x.decode() for x in redis_client.lrange(log, 0, -1)] == ["line 2", "line 3", "line 4"]

@@ -38,18 +38,6 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from cep_automation.middleware import (
-    Audit,
-    BrokerMaintenance,
-    DeadLetters,
-    DeliveryLimit,
-    Idempotency,
-    JobState,
-    Metrics,
-    PayloadValidation,
-    Retries,
-    StaleTicks,
-)
 from cep_automation.settings import Settings
 
 M = TypeVar("M", bound=Middleware)
@@ -57,6 +45,20 @@ M = TypeVar("M", bound=Middleware)
 
 def middleware_stack(settings: Settings) -> list[Middleware]:
     """The middleware every broker gets, in order."""
+    # Imported here: the middleware use broker/acks.py, and importing this package must not import them back.
+    from cep_automation.middleware import (
+        Audit,
+        BrokerMaintenance,
+        DeadLetters,
+        DeliveryLimit,
+        Idempotency,
+        JobState,
+        Metrics,
+        PayloadValidation,
+        Retries,
+        StaleTicks,
+    )
+
     return [
         AgeLimit(),
         TimeLimit(),
@@ -90,13 +92,15 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.redis import RedisBroker
 
-        from cep_automation.broker import consumer
+        from cep_automation.broker import acks, consumer
         from cep_automation.db.sentinel import broker_connection
 
         consumer.install()  # consumer threads that keep their delayed messages through a Redis outage
         broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is unannotated
             **broker_connection(url), namespace=settings.cep_namespace, middleware=[],
-            heartbeat_timeout=settings.cep_heartbeat_timeout_ms)
+            heartbeat_timeout=settings.cep_heartbeat_timeout_ms,
+            maintenance_chance=0)  # BrokerMaintenance requeues dead workers' messages, marked for DeliveryLimit
+        acks.enable(broker, same_redis=url == settings.redis_url)  # acks go in groups, one round trip for all
     for middleware in middleware_stack(settings):
         broker.add_middleware(middleware)
     return broker

@@ -12,6 +12,9 @@ the broken consumer, carried over to the new one (they are still this worker's i
 if nothing happened); a due retry that cannot be moved yet goes back to the delay queue; and no error ends
 the thread while the worker runs. :func:`install` puts it in place of Dramatiq's class; the
 broker factory calls it, so both ``cep-automation worker`` and the plain ``dramatiq`` CLI get it.
+
+On a broker that batches its acks (:mod:`cep_automation.broker.acks`), a finished message is handed to the
+batcher instead of being acked by the worker thread, and a stopping consumer sends what is still pending.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 import dramatiq.worker
 from dramatiq.common import current_millis, iter_queue, q_name
 from dramatiq.errors import BrokerConnectionError
+
+from cep_automation.broker import acks
 
 RESTART_DELAY_S = 1.0
 logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")
@@ -50,7 +55,23 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
             if self.running:
                 self._drop_consumer()
                 time.sleep(RESTART_DELAY_S)
+        batcher = acks.batcher_for(self.broker)
+        if batcher is not None:
+            batcher.flush()  # the worker threads have stopped: what they finished is acked before we go
         self.broker.emit_before("consumer_thread_shutdown", self)
+
+    def post_process_message(self, message: Any) -> None:
+        """Ack or nack ``message``: through the broker's batcher when it has one, else as Dramatiq does."""
+        batcher = acks.batcher_for(self.broker)
+        if batcher is None or self.consumer is None:
+            super().post_process_message(message)
+            return
+        try:
+            self.broker.emit_before("nack" if message.failed else "ack", message)
+        except Exception:  # as Dramatiq: a hook's bug leaves the message unacked, to run again after a restart
+            self.logger.exception("Unhandled error before acking %s; it will run again", message)
+            return
+        batcher.submit(self, message)
 
     def _consume(self) -> None:
         previous = self.consumer

@@ -4,7 +4,10 @@ A worker killed with ``kill -9`` (or by the OOM killer, or with its host) leaves
 fetched in its unacked sets. Dramatiq gives them back only in a maintenance pass it runs on a random
 0.1% of broker commands, so on a quiet queue they could wait for many minutes. Each worker process here
 runs that maintenance every :data:`SWEEP_EVERY_S` seconds instead, so a dead worker's messages are
-back in their queue at most ``CEP_HEARTBEAT_TIMEOUT_MS`` + :data:`SWEEP_EVERY_S` after its last heartbeat.
+back in their queue at most ``CEP_HEARTBEAT_TIMEOUT_MS`` + :data:`SWEEP_EVERY_S` after its last heartbeat,
+marked so that ``DeliveryLimit`` counts their next deliveries. Our brokers never run Dramatiq's maintenance
+at random (it would requeue unmarked), so the sweep also runs it on every queue now and then, for what
+else it does (dropping rejected messages past their time to live).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from cep_automation.records import broker_state
 
 logger = logging.getLogger("cep_automation.middleware.BrokerMaintenance")
 SWEEP_EVERY_S = 10.0
+TIDY_EVERY_SWEEPS = 30  # Dramatiq's maintenance on every queue (expired rejected messages), about every 5 min
 
 
 class BrokerMaintenance(Middleware):
@@ -42,8 +46,15 @@ class BrokerMaintenance(Middleware):
         self._stop.set()
 
     def _loop(self, broker: dramatiq.Broker) -> None:
+        sweeps = 0
         while not self._stop.wait(self.every_s):
             self.sweep(broker)
+            sweeps += 1
+            if sweeps % TIDY_EVERY_SWEEPS == 0:
+                try:
+                    broker_state.run_maintenance(broker)
+                except Exception as exc:
+                    logger.debug("Queue maintenance skipped: %s", exc)
 
     def sweep(self, broker: dramatiq.Broker) -> None:
         """One pass; never raises (Redis may be down: the next pass tries again)."""

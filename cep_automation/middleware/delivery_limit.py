@@ -4,15 +4,19 @@ A message whose worker dies mid-run (``os._exit``, a segfault in a C extension, 
 acked, so Dramatiq's Redis broker puts it back on the queue once that worker's heartbeat is stale, and the
 next worker dies on it too. Retries cannot stop this: no exception ever reaches them.
 
-:class:`DeliveryLimit` counts the deliveries of each message id in Redis (``{namespace}:deliveries:<id>``)
-when processing starts, and forgets the count as soon as an attempt ends normally — completed, failed,
-retried or skipped — so only deliveries that never finished add up. Past ``max_deliveries`` the message is
-failed without running: it goes to the dead letters with the error type ``PoisonMessage``.
+The requeue sweep (:func:`cep_automation.records.broker_state.requeue_dead_workers`) marks every message it
+takes back from a dead worker (the option ``cep_requeued``). :class:`DeliveryLimit` counts the deliveries of
+marked messages in Redis (``{namespace}:deliveries:<id>``) when processing starts, and forgets the count as
+soon as an attempt ends normally — completed, failed, retried or skipped — so only deliveries that never
+finished add up. Past ``max_deliveries`` the message is failed without running: it goes to the dead letters
+with the error type ``PoisonMessage``. A message no dead worker ever held is not counted at all: the first
+delivery costs no round trip (it is delivery number one by definition).
 
 Place it after ``PayloadValidation`` (an invalid payload never runs, so it needs no count) and before
 ``Idempotency`` (a poison message must not take an idempotency key) and ``Retries``. It also takes the
 message's idempotency key for ``Idempotency`` in the same round trip, and writes the run's outcome with the
-count's removal (:mod:`cep_automation.records.delivery`): one Redis round trip before a message, one after.
+count's removal (:mod:`cep_automation.records.delivery`): one Redis round trip before a requeued message, one
+after; none for the others.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class DeliveryLimit(Middleware):
             raise ValueError(f"max_deliveries must be at least 1, got {max_deliveries}")
         self.max_deliveries = max_deliveries
         self._settled: set[str] = set()  # retries whose delivery was settled when they were enqueued
+        self._counted: set[str] = set()  # requeued messages being processed, whose count is to be forgotten
         self._takes_keys: bool | None = None  # whether Idempotency is in the stack (decided at the first message)
 
     @property
@@ -63,6 +68,8 @@ class DeliveryLimit(Middleware):
         return int(limit) if limit else self.max_deliveries
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        if opt.REQUEUED not in message.options:  # no dead worker ever held it: nothing to count
+            return
         limit = self.limit_for(broker, message)
         if self._takes_keys is None:
             from cep_automation.middleware.idempotency import Idempotency
@@ -76,6 +83,7 @@ class DeliveryLimit(Middleware):
             logger.warning("Deliveries of %s not counted (Redis unavailable: %s)", message.message_id,
                            type(exc).__name__)
             return
+        self._counted.add(message.message_id)
         if admission.deliveries <= limit:
             if idem_key:
                 delivery.leave_admission(message.message_id, admission)
@@ -89,10 +97,11 @@ class DeliveryLimit(Middleware):
         raise SkipMessage(text)
 
     def before_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
-        # A retry being enqueued: the attempt that failed did finish. Forget its delivery now, before the retry
-        # can be fetched by another thread (this middleware's after-hooks run after Retries' enqueue), and
-        # release its idempotency key (failed) in the same round trip.
-        if message.options.get("retries"):
+        # A retry being enqueued: the attempt that failed did finish, and the retry starts unmarked. For a
+        # requeued message, forget its delivery count now, before the retry can be fetched by another thread
+        # (this middleware's after-hooks run after Retries' enqueue), and release its idempotency key (failed)
+        # in the same round trip.
+        if message.options.get("retries") and message.options.pop(opt.REQUEUED, None) is not None:
             failed_key = message.options.get(opt.IDEMPOTENCY_KEY)
             self._settle(message.message_id, failed_key, False if failed_key else None)
             self._settled.add(message.message_id)
@@ -107,6 +116,9 @@ class DeliveryLimit(Middleware):
 
     def _finish(self, message_id: str) -> None:
         """The attempt ended: forget the count and write the run's outcome left by Idempotency, in one trip."""
+        if message_id not in self._counted:  # never requeued: no count, and Idempotency wrote its own outcome
+            return
+        self._counted.discard(message_id)
         outcome = delivery.take_outcome(message_id)
         if message_id in self._settled:  # a retry: done in before_enqueue
             self._settled.discard(message_id)

@@ -1,5 +1,8 @@
 """Skips a delivery whose idempotency key already ran or is running elsewhere.
 
+One Redis round trip before a message (the claim); the outcome rides with the message's ack
+(:mod:`cep_automation.broker.acks`) where the broker batches its acks on the same Redis.
+
 The key comes from the message option ``idempotency_key``; :class:`~cep_automation.runtime.actor.CepActor`
 sets it from the actor option of the same name (a template such as ``"lead.created:{lead_id}"``)
 or from the scheduled tick, so every enqueue path carries it.
@@ -16,6 +19,7 @@ from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
 from cep_automation import options as opt
+from cep_automation.broker import acks
 from cep_automation.middleware.delivery_limit import run_ttl_s
 from cep_automation.records import delivery, idempotency
 
@@ -53,13 +57,13 @@ class Idempotency(Middleware):
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
     ) -> None:
-        self._release(message, succeeded=exception is None)
+        self._release(broker, message, succeeded=exception is None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         # Skipped after we took the key (a later middleware skipped it): let another delivery run.
-        self._release(message, succeeded=False)
+        self._release(broker, message, succeeded=False)
 
-    def _release(self, message: dramatiq.MessageProxy, *, succeeded: bool) -> None:
+    def _release(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, succeeded: bool) -> None:
         with self._lock:
             shared = self._held.pop(message.message_id, None)
         if shared is None:
@@ -67,5 +71,5 @@ class Idempotency(Middleware):
         idem_key = message.options[opt.IDEMPOTENCY_KEY]
         if shared:  # DeliveryLimit writes it with the delivery count's removal, in one round trip
             delivery.leave_outcome(message.message_id, idem_key, succeeded)
-        else:
-            idempotency.finish_run(idem_key, message.message_id, succeeded=succeeded)
+        elif not acks.after_ack(broker, message, idempotency.finish_run_op(idem_key, message.message_id, succeeded)):
+            idempotency.finish_run(idem_key, message.message_id, succeeded=succeeded)  # no ack batch to ride with

@@ -21,6 +21,7 @@ from mailchimp3 import MailChimp  # type: ignore[import-untyped]  # mailchimp3 s
 from mailchimp3.mailchimpclient import MailChimpError  # type: ignore[import-untyped]  # no type hints either
 
 from cep_automation.errors import PermanentError, TransientError
+from cep_automation.flow import Limit, hold
 from cep_automation.plugins.erasure import DataSubject
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import (
@@ -33,6 +34,7 @@ from cep_automation.redact import redact
 from cep_automation.settings import Settings
 
 logger = logging.getLogger("cep_automation.plugins.http.mailchimp")
+CONNECTION_WAIT_S = 5.0  # a call waits this long for one of the account's connections, then the job is postponed
 
 
 def subscriber_hash(email: str) -> str:
@@ -173,10 +175,20 @@ class Mailchimp(EmailMarketing):
             deleted += 1
         return f"{deleted} of {len(subject.emails)} address(es) permanently deleted from the audience"
 
+    def connections(self) -> Limit:
+        """Mailchimp allows 10 simultaneous connections per account: shared by every worker (flow control)."""
+        return Limit("mailchimp", concurrency=self.settings.mailchimp_max_connections,
+                     lease_s=sum(self.timeout) + 5, wait_s=CONNECTION_WAIT_S)
+
+    def _account(self) -> str:
+        """The account's bucket: a digest of the API key (the key itself never goes into Redis)."""
+        return hashlib.sha256(self._api_key().encode()).hexdigest()[:12]
+
     def _call(self, action: Callable[[MailChimp], Any]) -> Any:
-        """Run one mailchimp3 call, turning its exceptions into ours."""
+        """Run one mailchimp3 call within the account's connections, turning its exceptions into ours."""
         try:
-            return action(self._client())
+            with hold(self.connections(), self._account()):
+                return action(self._client())
         except (MailChimpError, requests.RequestException) as exc:  # before ValueError: JSONDecodeError is both
             raise classify_error(exc) from None
         except ValueError as exc:  # mailchimp3 checks the email's shape before sending

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
-import redis
 import requests
-from dramatiq.rate_limits import WindowRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 
-from cep_automation.db.redis_client import get_redis, key
 from cep_automation.errors import PermanentError, TransientError
+from cep_automation.flow import Limit, hold
 from cep_automation.plugins.graph import GraphError
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
@@ -66,37 +62,6 @@ def classify(response: requests.Response) -> Exception | None:
     return TransientError(what, retry_after=retry_after)
 
 
-class GlobalRateLimit:
-    """At most ``limit`` acquisitions per ``window`` seconds across every process using this Redis.
-
-    ``acquire`` waits up to ``wait_s`` (in ``poll_s`` steps) for a slot, then raises
-    TransientError(retry_after=1) so the job is retried instead of holding a worker thread.
-    """
-
-    def __init__(self, name: str, limit: int, *, window: int = 1, wait_s: float = 1.0, poll_s: float = 0.05) -> None:
-        self.name, self.limit, self.window = name, limit, window
-        self.wait_s, self.poll_s = wait_s, poll_s
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free now."""
-        # Built per call: get_redis() gives each (forked) process its own client.
-        limiter = WindowRateLimiter(  # type: ignore[no-untyped-call]  # dramatiq's rate limiters are unannotated
-            RedisBackend(client=get_redis()), key("ratelimit", self.name), limit=self.limit, window=self.window)
-        try:
-            with limiter.acquire(raise_on_failure=False) as acquired:
-                return bool(acquired)
-        except redis.RedisError as exc:
-            raise TransientError(f"{self.name}: rate limiter unavailable ({type(exc).__name__})") from None
-
-    def acquire(self) -> None:
-        deadline = time.monotonic() + self.wait_s
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                raise TransientError(f"{self.name}: over {self.limit} per {self.window} s across workers",
-                                     retry_after=1)
-            time.sleep(self.poll_s)
-
-
 class WhatsApp(HttpIntegration, Messaging):
     """Sends WhatsApp messages from the business number ``WHATSAPP_PHONE_NUMBER_ID``.
 
@@ -104,7 +69,9 @@ class WhatsApp(HttpIntegration, Messaging):
       settings: uses ``whatsapp_phone_number_id``, ``whatsapp_access_token``, ``whatsapp_base_url`` and
         ``whatsapp_rate_limit`` (messages per second, shared by all workers).
       timeout: (connect, read) seconds per request.
-      rate_window_s, rate_wait_s: the limiter's window and how long a send waits for a slot.
+      rate_window_s, rate_wait_s, rate_burst: the limit's period (``whatsapp_rate_limit`` messages per
+        ``rate_window_s``), how long a send waits for a slot before the job is postponed, and how many may go
+        at once (default a tenth of the rate: sends are spaced evenly, never twice the rate across a second).
     Returns:
       the ``wamid`` of each accepted message (accepted, not yet delivered).
     Raises:
@@ -116,10 +83,10 @@ class WhatsApp(HttpIntegration, Messaging):
     required_settings = ("whatsapp_phone_number_id", "whatsapp_access_token")
     base_url_setting = "whatsapp_base_url"
 
-    def __init__(self, settings: Any, *, timeout: tuple[float, float] | None = None, rate_window_s: int = 1,
-                 rate_wait_s: float = 1.0) -> None:
+    def __init__(self, settings: Any, *, timeout: tuple[float, float] | None = None, rate_window_s: float = 1,
+                 rate_wait_s: float = 1.0, rate_burst: int | None = None) -> None:
         super().__init__(settings, timeout=timeout)
-        self.rate_window_s, self.rate_wait_s = rate_window_s, rate_wait_s
+        self.rate_window_s, self.rate_wait_s, self.rate_burst = rate_window_s, rate_wait_s, rate_burst
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.whatsapp_access_token.get_secret_value()}"}
@@ -147,13 +114,16 @@ class WhatsApp(HttpIntegration, Messaging):
     def send_text(self, to: str, body: str) -> str:
         return self._send(to, {"type": "text", "text": {"body": body, "preview_url": False}}, "text")
 
-    def rate_limit(self) -> GlobalRateLimit:
-        return GlobalRateLimit(f"whatsapp:{self.settings.whatsapp_phone_number_id}", self.settings.whatsapp_rate_limit,
-                               window=self.rate_window_s, wait_s=self.rate_wait_s)
+    def rate_limit(self) -> Limit:
+        """Messages per phone number: shared by every worker process on every host (flow control)."""
+        rate = self.settings.whatsapp_rate_limit
+        return Limit("whatsapp", rate=rate, period_s=self.rate_window_s, wait_s=self.rate_wait_s,
+                     burst=self.rate_burst or max(1, rate // 10))
 
     def _send(self, to: str, message: dict[str, Any], what: str) -> str:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": recipient(to), **message}
-        self.rate_limit().acquire()
+        with hold(self.rate_limit(), self.settings.whatsapp_phone_number_id):
+            pass  # a rate: the slot is the admission itself, nothing to hold during the call
         try:
             answer = self.client().post(f"/{self.settings.whatsapp_phone_number_id}/messages", json=body,
                                         repeatable=False).json()

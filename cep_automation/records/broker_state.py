@@ -93,37 +93,76 @@ def queued_payload(queue: str, message_id: str) -> dict[str, Any] | None:
     return None
 
 
-def dead_workers(broker: Any) -> dict[str, int]:
+def dead_workers(broker: Any, queues: set[str] | None = None) -> dict[str, int]:
     """Broker processes whose heartbeat is older than the broker's timeout → how many messages they still hold."""
     client = broker.client
     cutoff = int(time.time() * 1000) - broker.heartbeat_timeout
     dead = [as_text(member) for member in client.zrangebyscore(f"{broker.namespace}:__heartbeats__", 0, cutoff)]
     if not dead:
         return {}
-    queues = sorted(broker.get_declared_queues() | broker.delay_queues)
+    every = sorted(queues if queues is not None else broker.get_declared_queues() | broker.delay_queues)
     pipe = client.pipeline()
     for worker_id in dead:
-        for queue in queues:
+        for queue in every:
             pipe.scard(f"{broker.namespace}:__acks__.{worker_id}.{queue}")
     counts = pipe.execute()
-    return {worker_id: sum(counts[i * len(queues):(i + 1) * len(queues)]) for i, worker_id in enumerate(dead)}
+    return {worker_id: sum(counts[i * len(every):(i + 1) * len(every)]) for i, worker_id in enumerate(dead)}
 
 
-def requeue_dead_workers(broker: Any) -> dict[str, int]:
+# KEYS: the namespace. ARGV: now (ms), heartbeat timeout (ms), then the queues (not delay queues) to look at.
+# Marks each message a dead worker holds: its stored data gets the option "cep_requeued" (Dramatiq's encoder
+# writes the options just before "message_id", so the option goes in there; JSON keeps the last of two keys).
+_MARK_REQUEUED = """
+local namespace, now, timeout = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local marked = 0
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', namespace .. ':__heartbeats__', 0, now - timeout)) do
+  for i = 3, #ARGV do
+    local held = namespace .. ':__acks__.' .. worker .. '.' .. ARGV[i]
+    local payloads = namespace .. ':' .. ARGV[i] .. '.msgs'
+    for _, id in ipairs(redis.call('SMEMBERS', held)) do
+      local data = redis.call('HGET', payloads, id)
+      if data then
+        local head, tail = string.match(data, '^(.*)(},"message_id":"[^"]*","message_timestamp":[%d%.]+})$')
+        if head then
+          local prior = string.match(head, ',"cep_requeued":(%d+)$')
+          if prior then head = string.sub(head, 1, #head - #(',"cep_requeued":' .. prior)) end
+          local times = tonumber(prior or '0') + 1
+          redis.call('HSET', payloads, id, head .. ',"cep_requeued":' .. times .. tail)
+          marked = marked + 1
+        end
+      end
+    end
+  end
+end
+return marked
+"""
+
+
+def requeue_dead_workers(broker: Any, queues: set[str] | None = None) -> dict[str, int]:
     """Give the messages of dead broker processes back to their queues now; returns what each one held.
 
-    This is Dramatiq's own queue maintenance (the ``dispatch`` Lua script with its maintenance flag set),
-    which Dramatiq itself runs only on a random 0.1% of broker commands: on a quiet queue a killed
-    worker's messages could wait for minutes. Run for every queue and delay queue, it is deterministic.
+    Each message goes back marked (the option :data:`~cep_automation.options.REQUEUED`): its worker may have
+    died of it, so :class:`~cep_automation.middleware.DeliveryLimit` counts its next deliveries; a message
+    that never met a dead worker costs no count at all. The requeue itself is Dramatiq's own queue
+    maintenance (the ``dispatch`` Lua script with its maintenance flag set), run for every queue and delay
+    queue. Our brokers never run it at random (``maintenance_chance=0``): a requeue there would go unmarked.
     """
-    held = dead_workers(broker)
+    held = dead_workers(broker, queues)
     if not held:
         return {}
+    every = sorted(queues if queues is not None else broker.get_declared_queues() | broker.delay_queues)
+    lua(_MARK_REQUEUED, broker.client)(keys=[broker.namespace], args=[
+        int(time.time() * 1000), broker.heartbeat_timeout, *(q for q in every if not q.endswith(".DQ"))])
+    run_maintenance(broker, every)
+    return held
+
+
+def run_maintenance(broker: Any, queues: list[str] | None = None) -> None:
+    """Dramatiq's maintenance on each queue: dead workers' messages back, expired rejected messages dropped."""
     dispatch = broker.scripts["dispatch"]
-    for queue in sorted(broker.get_declared_queues() | broker.delay_queues):
+    for queue in queues if queues is not None else sorted(broker.get_declared_queues() | broker.delay_queues):
         dispatch(args=["qsize", int(time.time() * 1000), queue, broker.broker_id, broker.heartbeat_timeout,
                        broker.dead_message_ttl, 1, broker._max_unpack_size()], keys=[broker.namespace])
-    return held
 
 
 # KEYS: the enqueue claim, the queue's list, the queue's message hash. ARGV: message id, claim ttl, redis id, data.

@@ -1,10 +1,10 @@
-"""One delivery's Redis work in one round trip each way: its delivery count and its key's run record.
+"""A redelivered message's Redis work in one round trip each way: its delivery count and its key's run record.
 
-Two middlewares touch Redis for every message, before and after it runs: ``DeliveryLimit`` counts deliveries
-(a message whose worker keeps dying is poison) and ``Idempotency`` takes the run record of the message's
-idempotency key. Done separately that is four round trips a message; here :func:`admit` counts the delivery
-and — unless the count is over the limit — takes the run record, in one Lua script, and :func:`settle`
-forgets the count and writes the run's outcome in one pipeline.
+``DeliveryLimit`` counts the deliveries of a message that a dead worker held (a message whose worker keeps
+dying is poison; the requeue sweep marks such messages, so a message delivered for the first time costs
+nothing here) and ``Idempotency`` takes the run record of the message's idempotency key. For a marked message
+:func:`admit` counts the delivery and — unless the count is over the limit — takes the run record, in one
+Lua script, and :func:`settle` forgets the count and writes the run's outcome in one pipeline.
 
 ``DeliveryLimit`` (earlier in the stack) makes both calls; it leaves the admission for ``Idempotency`` in a
 table of this process keyed by message id (:func:`leave_admission` / :func:`take_admission`), and
@@ -26,8 +26,9 @@ COUNT_TTL_S = 3 * 24 * 3600  # longer than any redelivery gap; a forgotten count
 
 # KEYS: deliveries, run record (or the deliveries key again when the message has no idempotency key)
 # ARGV: count ttl, limit, has key (0/1), run record to set, message id, run ttl
+# The count starts at the second delivery (the first, before the requeue that marked the message, is not in it).
 _ADMIT = """
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCR', KEYS[1]) + 1
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 if n > tonumber(ARGV[2]) or ARGV[3] == '0' then return {n, false} end
 local current = redis.call('GET', KEYS[2])
@@ -54,7 +55,7 @@ def deliveries_key(message_id: str) -> str:
 
 
 def admit(message_id: str, limit: int, idempotency_key: str | None, run_ttl_s: int) -> Admission:
-    """Count this delivery; unless it is over ``limit``, take the key's run record (pending) for it."""
+    """Count this delivery of a requeued message; unless it is over ``limit``, take the key's run record for it."""
     script = lua(_ADMIT, get_redis())
     count_key = deliveries_key(message_id)
     keys = [count_key, run_key(idempotency_key) if idempotency_key else count_key]

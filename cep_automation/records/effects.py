@@ -64,6 +64,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._recorded: dict[str, Effect] | None = None  # every step done, read once per job
         self._unflushed: dict[str, dict[str, Any]] = {}  # steps recorded in Redis, not yet in PostgreSQL
+        self._intents: dict[str, float] = {}  # step → when an attempt started sending it (read with the steps)
 
     def done(self, step: str) -> Effect | None:
         """The recorded effect of ``step``, or None if it has not succeeded yet."""
@@ -77,7 +78,8 @@ class Ledger:
                     rows = conn.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
                                         (self.job_key,)).fetchall()
                 recorded = {row["step"]: _effect(row["step"], row["provider_id"], row["result"]) for row in rows}
-                for step, held in self.held().items():
+                held_now, self._intents = self._held_and_intents()
+                for step, held in held_now.items():
                     if step not in recorded:  # done while PostgreSQL was away, or by an attempt that died
                         recorded[step] = _effect(step, held["provider_id"], held["result"])
                         self._unflushed[step] = held
@@ -125,8 +127,7 @@ class Ledger:
             if provider_id is not None:
                 logger.info("Step %s of %s: an earlier attempt sent it (confirmed as %s); not sending again",
                             step, self.job_key, provider_id)
-                self._record(step, provider_id, {"value": provider_id, "confirmed": True})
-                self._set_intent(step, None)
+                self._record(step, provider_id, {"value": provider_id, "confirmed": True}, clear_intent=True)
                 return Effect(step, provider_id, provider_id, replayed=True)
             waited = time.time() - intent
             if waited < grace_s:
@@ -142,18 +143,20 @@ class Ledger:
         except Exception:
             self._set_intent(step, None)  # it surely did not go: the next attempt sends at once
             raise
-        self._record(step, provider_id, {"value": provider_id})
-        self._set_intent(step, None)
+        self._record(step, provider_id, {"value": provider_id}, clear_intent=True)
         return Effect(step, provider_id, provider_id, replayed=False)
 
-    def _record(self, step: str, provider_id: str | None, stored: Any) -> None:
-        """The provider has acted: note it where the next attempt will see it, before anything else."""
+    def _record(self, step: str, provider_id: str | None, stored: Any, *, clear_intent: bool = False) -> None:
+        """The provider has acted: note it where the next attempt will see it, before anything else (and drop
+        the step's intent in the same round trip: the effect now answers for it)."""
         recorded = self._load()
         record = {"provider_id": provider_id, "result": stored}
         try:
-            pipe = get_redis().pipeline()
+            pipe = get_redis().pipeline(transaction=False)
             pipe.hset(self._held_key(), step, json.dumps(record, default=str))
             pipe.expire(self._held_key(), HELD_TTL_S)
+            if clear_intent:
+                pipe.hdel(self._intent_key(), step)
             pipe.execute()
         except redis.RedisError as exc:
             self._write_through(step, record, exc)
@@ -162,6 +165,8 @@ class Ledger:
                 self._unflushed[step] = record
         with self._lock:
             recorded[step] = _effect(step, provider_id, stored)  # what any later ask sees: done before
+            if clear_intent:
+                self._intents.pop(step, None)
 
     def _write_through(self, step: str, record: dict[str, Any], cause: Exception) -> None:
         """Redis is away: the effect goes to PostgreSQL at once."""
@@ -193,19 +198,22 @@ class Ledger:
                 self._unflushed.pop(step, None)
 
     def _intent(self, step: str) -> float | None:
-        """When an unfinished attempt started to send ``step`` (Unix time), or None."""
-        try:
-            raw = get_redis().hget(self._intent_key(), step)
-        except redis.RedisError as exc:  # unknown is not "none": sending now could send twice
-            raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
-        return float(raw) if raw else None
+        """When an unfinished attempt started to send ``step`` (Unix time), or None (read with the steps)."""
+        self._load()
+        with self._lock:
+            return self._intents.get(step)
 
     def _set_intent(self, step: str, at: float | None) -> None:
+        with self._lock:
+            if at is None:
+                self._intents.pop(step, None)
+            else:
+                self._intents[step] = at
         try:
             if at is None:
                 get_redis().hdel(self._intent_key(), step)
                 return
-            pipe = get_redis().pipeline()
+            pipe = get_redis().pipeline(transaction=False)
             pipe.hset(self._intent_key(), step, f"{at:.3f}")
             pipe.expire(self._intent_key(), HELD_TTL_S)
             pipe.execute()
@@ -229,11 +237,19 @@ class Ledger:
 
     def held(self) -> dict[str, dict[str, Any]]:
         """Effects recorded in Redis and not yet in PostgreSQL, by step."""
+        return self._held_and_intents()[0]
+
+    def _held_and_intents(self) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
+        """Effects held in Redis by step, and unfinished attempts' intents by step: one round trip."""
         try:
-            raw = get_redis().hgetall(self._held_key())
+            pipe = get_redis().pipeline(transaction=False)
+            pipe.hgetall(self._held_key())
+            pipe.hgetall(self._intent_key())
+            held, intents = pipe.execute()
         except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
             raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
-        return {as_text(name): json.loads(value) for name, value in raw.items()}
+        return ({as_text(name): json.loads(value) for name, value in held.items()},
+                {as_text(name): float(value) for name, value in intents.items()})
 
     def _insert(self, rows: list[tuple[str, str | None, Any]]) -> None:
         with connection() as conn, conn.cursor() as cursor:

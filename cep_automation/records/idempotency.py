@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cep_automation.db.redis_client import as_text, get_redis, key, lua
@@ -73,8 +74,14 @@ def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, 
 
 def finish_run(idempotency_key: str, message_id: str, succeeded: bool) -> None:
     """Completed keys stay for the window; failed ones are released so a retry can run."""
+    finish_run_op(idempotency_key, message_id, succeeded)(get_redis())
+
+
+def finish_run_op(idempotency_key: str, message_id: str, succeeded: bool) -> Callable[[Any], None]:
+    """:func:`finish_run` as an operation on a client or pipeline (to send it with the message's ack)."""
     status, ttl = ("completed", WINDOW_S) if succeeded else ("failed", FAILED_TTL_S)
-    get_redis().set(run_key(idempotency_key), run_record(status, message_id), ex=ttl)
+    name, record = run_key(idempotency_key), run_record(status, message_id)
+    return lambda client: client.set(name, record, ex=ttl)
 
 
 def run_state(idempotency_key: str) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cep_automation.db.redis_client import as_text, get_redis, key
-from cep_automation.records.state_writer import writer
+from cep_automation.records.state_writer import LogAppend, RecordWrite, writer
 
 KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600
@@ -41,15 +41,14 @@ def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: 
     ttl = KEEP_COMPLETED_S if state in ("completed", "skipped") else KEEP_FAILED_S
     job_key, log_key = key("job", message_id), key("job", message_id, "log")
 
-    def write(pipe: Any) -> None:
-        if only_if_new:
-            pipe.eval(_CREATE, 1, job_key, ttl, *[item for pair in data.items() for item in pair])
-            return
-        pipe.hset(job_key, mapping=data)
-        pipe.expire(job_key, ttl)
-        pipe.expire(log_key, ttl)
+    if not only_if_new:
+        writer.submit(RecordWrite(job_key, log_key, data, ttl))
+        return
 
-    writer.submit(write)
+    def create(pipe: Any) -> None:
+        pipe.eval(_CREATE, 1, job_key, ttl, *[item for pair in data.items() for item in pair])
+
+    writer.submit(create)
 
 
 @dataclass
@@ -105,12 +104,7 @@ def append_log(message_id: str, line: str) -> None:
     log_key = key("job", message_id, "log")
     entry = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
 
-    def write(pipe: Any) -> None:
-        pipe.rpush(log_key, entry)
-        pipe.ltrim(log_key, -MAX_LOG_LINES, -1)
-        pipe.expire(log_key, KEEP_FAILED_S)
-
-    writer.submit(write)
+    writer.submit(LogAppend(log_key, [entry], MAX_LOG_LINES, KEEP_FAILED_S))
 
 
 def scan_jobs(limit: int) -> dict[str, dict[str, Any]]:

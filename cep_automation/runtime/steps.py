@@ -84,7 +84,9 @@ class StepRunner:
                 call()
             return
         for start in range(0, len(calls), at_most):
-            futures = [_pool().submit(call) for call in calls[start:start + at_most]]
+            *handed, own = calls[start:start + at_most]
+            futures = [_pool().submit(call) for call in handed]
+            own()  # this thread would only wait: it runs one call itself (one hand-off fewer per job)
             for future in futures:
                 future.result()  # a step records its own failure; an error here is a bug, and surfaces
 

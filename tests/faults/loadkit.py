@@ -70,7 +70,7 @@ class Producer:
     """A plain ``RedisBroker`` (no middleware) that sends ``lead.created`` as any producer would."""
 
     def __init__(self, redis_url: str, namespace: str) -> None:
-        self.broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+        self.broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[], maintenance_chance=0)
 
     def send(self, actor: str, queue: str = "leads", **kwargs: Any) -> Message[Any]:
         options = {"idempotency_key": f"{actor}:{kwargs['lead_id']}"} if "lead_id" in kwargs else {}

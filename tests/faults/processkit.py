@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.brokers.redis import RedisBroker
 
+from cep_automation.records.broker_state import requeue_dead_workers
 from cep_automation.testing import wait_for
 from cep_automation.testing.ports import free_port
 
@@ -28,17 +29,15 @@ LEAD_QUEUES = ("leads", "leads.DQ")
 
 def requeue_orphans(redis_url: str, namespace: str, *, heartbeat_timeout_ms: int,
                     queues: Iterable[str] = LEAD_QUEUES) -> None:
-    """Run Dramatiq's own queue maintenance now: the unacked messages of every broker process silent for
-    ``heartbeat_timeout_ms`` go back to their queue.
+    """Run the workers' requeue sweep now: the unacked messages of every broker process silent for
+    ``heartbeat_timeout_ms`` go back to their queue, marked as requeued (``DeliveryLimit`` counts them).
 
-    Workers run this same Lua code on a random 0.1% of their Redis commands, so on a quiet test queue it
-    could take many minutes; the tests trigger it instead of waiting for the dice.
+    Workers run it every 10 s once a heartbeat is older than their timeout; the tests trigger it instead.
     """
     janitor = RedisBroker(url=redis_url, namespace=namespace, middleware=[], heartbeat_timeout=heartbeat_timeout_ms,
-                          maintenance_chance=MAINTENANCE_SCALE)
+                          maintenance_chance=0)
     try:
-        for queue in queues:
-            janitor.do_qsize(queue)
+        requeue_dead_workers(janitor, set(queues))
     finally:
         janitor.close()
 

@@ -1,7 +1,8 @@
 """DeliveryLimit on the StubBroker: deliveries that never finished add up, normal attempts reset the count.
 
-A worker process that dies cannot be simulated on the StubBroker, so these tests set the count a crashed
-delivery would have left in Redis; ``test_poison_message.py`` kills real worker processes.
+A worker process that dies cannot be simulated on the StubBroker, so these tests mark the message the way the
+requeue sweep marks a dead worker's messages and set the count its crashed deliveries would have left in Redis;
+``test_poison_message.py`` kills real worker processes, and ``test_requeue_marks.py`` checks the sweep's mark.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from types import SimpleNamespace
 import dramatiq
 import pytest
 import redis
+from dramatiq.middleware import CurrentMessage
 
 import cep_automation.middleware
+from cep_automation import options as opt
 from cep_automation.errors import TransientError
 from cep_automation.middleware import DeliveryLimit, Idempotency
 from cep_automation.middleware.delivery_limit import (
@@ -43,9 +46,10 @@ def limited(stub_broker, redis_client):
         calls.append("fragile")
 
     @dramatiq.actor(actor_name="faults.flaky", queue_name="faults", max_retries=5, min_backoff=1, max_backoff=5,
-                    max_deliveries=1)
+                    max_deliveries=2)
     def flaky() -> None:
-        """May be delivered once without finishing; fails four times before it succeeds."""
+        """May be delivered twice without finishing; fails four times before it succeeds."""
+        calls.append(CurrentMessage.get_current_message().options.get(opt.REQUEUED))
         if len(failures) < 4:
             failures.append(1)
             raise TransientError("not yet", retry_after=0.001)
@@ -69,10 +73,15 @@ class RedisDown:
 
 
 def crashed_before(actor, times, redis_client, **kwargs):
-    """A message of ``actor`` whose last ``times`` deliveries died with their worker."""
+    """A message of ``actor`` whose last ``times`` deliveries died with their worker, as the sweep requeued it.
+
+    The first delivery was not counted (the message was not marked yet); the count holds the others.
+    """
     message = actor.message(**kwargs)
     if times:
-        redis_client.set(deliveries_key(message.message_id), times)
+        message.options[opt.REQUEUED] = times
+        if times > 1:
+            redis_client.set(deliveries_key(message.message_id), times - 1)
     return message
 
 
@@ -122,22 +131,34 @@ def test_the_actor_option_sets_its_own_limit(limited, stub_broker, stub_worker, 
 
 
 def test_failed_attempts_that_are_retried_do_not_add_up(limited, stub_broker, stub_worker, redis_client, db):
-    # Given an actor that may be delivered once without finishing, and fails four times before it succeeds
+    # Given an actor that may be delivered twice without finishing, which fails four times before it succeeds,
+    # and a message of it that a dead worker held once
+    message = crashed_before(limited.flaky, 1, redis_client)
     # When it runs: five deliveries of the same message id, each attempt ending normally
-    message = limited.flaky.send()
-    stub_broker.join("faults", fail_fast=False)
-    stub_worker.join()
-    # Then it completed: only deliveries that never finished count
+    run(stub_broker, stub_worker, message)
+    # Then it completed: only deliveries that never finished count, and the retries went out unmarked
     assert len(limited.failures) == 4 and job_state.get_job(message.message_id).state == "completed"
+    assert limited.calls == [1, None, None, None, None]
+    assert redis_client.get(deliveries_key(message.message_id)) is None
     assert db.execute("SELECT count(*) AS n FROM dead_letters").fetchone()["n"] == 0
 
 
+def test_a_message_no_dead_worker_held_is_not_counted(limited, stub_broker, stub_worker, redis_client):
+    # Given a count left over under a message's id, but a message that was never requeued
+    message = limited.fragile.message()
+    redis_client.set(deliveries_key(message.message_id), 5)
+    # When it is delivered
+    run(stub_broker, stub_worker, message)
+    # Then it ran: only a message the requeue sweep marked is counted
+    assert limited.calls == ["fragile"]
+
+
 def test_without_redis_it_cannot_count_and_lets_the_message_run(limited, stub_broker, stub_worker, monkeypatch,
-                                                                caplog):
+                                                                caplog, redis_client):
     count, calls = limited.count, limited.calls
     monkeypatch.setattr(delivery_record, "get_redis", lambda: RedisDown())
     with caplog.at_level(logging.WARNING, logger="cep_automation.middleware.DeliveryLimit"):
-        run(stub_broker, stub_worker, count.message(n=2))
+        run(stub_broker, stub_worker, crashed_before(count, 2, redis_client, n=2))
     assert calls == [2]
     assert "not counted (Redis unavailable" in caplog.text
 

@@ -4,10 +4,10 @@ the next attempt takes them over instead of acting again (``test_postgres_outage
 from __future__ import annotations
 
 import pytest
-import redis
 
 from cep_automation.errors import ServiceUnavailable, TransientError
 from cep_automation.records.effects import Ledger
+from cep_automation.testing.ports import free_port
 
 
 @pytest.fixture
@@ -49,13 +49,20 @@ def test_an_effect_the_ledger_could_not_record_is_not_repeated(db, redis_client,
     assert Ledger("lead.created:held-1").held() == {}
 
 
-def test_without_redis_the_ledger_cannot_tell_and_the_step_waits(db, monkeypatch):
-    class RedisDown:
-        def hgetall(self, name):
-            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+def test_without_redis_the_ledger_cannot_tell_and_the_step_waits(db, monkeypatch, cep_services):
+    from cep_automation.db.redis_client import reset_redis
+    from cep_automation.settings import get_settings
 
-    monkeypatch.setattr("cep_automation.records.effects.get_redis", lambda: RedisDown())
+    def point_redis_at(url: str) -> None:
+        monkeypatch.setenv("REDIS_URL", url)
+        get_settings.cache_clear()
+        reset_redis()
+
+    point_redis_at(f"redis://127.0.0.1:{free_port()}/0")  # a real connection refused: nothing listens there
     sent = []
-    with pytest.raises(TransientError, match="Redis unavailable"):
-        Ledger("lead.created:held-2").run("whatsapp_lead", lambda: sent.append(1))
+    try:
+        with pytest.raises(TransientError, match="Redis unavailable"):
+            Ledger("lead.created:held-2").run("whatsapp_lead", lambda: sent.append(1))
+    finally:
+        point_redis_at(cep_services.redis_url)
     assert sent == []

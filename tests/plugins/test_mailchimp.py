@@ -210,3 +210,21 @@ def test_hook_registers_through_the_plugin_manager(fresh_plugins, settings_for):
     fresh_plugins.register(mailchimp, name="mailchimp")
     found = collect_integrations(settings).get("email_marketing", "mailchimp")
     assert isinstance(found, Mailchimp) and found.enabled
+
+
+def test_calls_share_the_accounts_connection_limit_across_threads(fake, settings_for, redis_client):
+    # Given an account allowed 3 connections and a Mailchimp that takes 0.2 s to answer
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake.latency_s = 0.2
+    limited = Mailchimp(settings_for(mailchimp_api_key=KEY, mailchimp_list_id="list1",
+                                     mailchimp_base_url=fake.base_url, mailchimp_max_connections=3))
+    # When 12 leads are upserted at once
+    contacts = [Contact(email=f"lead{n}@example.com") for n in range(12)]
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(limited.upsert_contact, contacts))
+    # Then every member is there, and never more than 3 requests were open at the same time
+    assert len(fake.members["list1"]) == 12
+    assert fake.max_in_flight <= 3
+    assert redis_client.keys("*flow:running:mailchimp*") == [] or all(
+        redis_client.zcard(k) == 0 for k in redis_client.keys("*flow:running:mailchimp*"))

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.plugins import whatsapp
-from cep_automation.plugins.whatsapp import GlobalRateLimit, WhatsApp
+from cep_automation.plugins.whatsapp import WhatsApp
 from cep_automation.redact import mask_phone
 from cep_automation.testing.fake_whatsapp import TITLES, FakeWhatsApp
 
@@ -166,23 +166,30 @@ def test_logs_mask_the_phone_and_never_show_the_token(fake, make_whatsapp, caplo
         assert TOKEN not in text and "600123456" not in text and "600 123 456" not in text
 
 
-def test_limit_admits_exactly_limit_messages_per_window(fake, make_whatsapp):
-    # A 60 s window cannot roll over during the test, so the counts are exact.
-    integration = make_whatsapp(rate_limit=5, rate_window_s=60, rate_wait_s=0)
+def test_limit_admits_its_burst_then_postpones_the_job_saying_when(fake, make_whatsapp):
+    # 5 per 60 s, all 5 at once: one frees every 12 s, far longer than the test runs, so the counts are exact.
+    integration = make_whatsapp(rate_limit=5, rate_window_s=60, rate_wait_s=0, rate_burst=5)
     sent = [integration.send_text(PHONE, f"n{n}") for n in range(5)]
-    with pytest.raises(TransientError, match="over 5 per 60 s") as error:
+    with pytest.raises(Postponed, match=r"whatsapp .*over its limit \(5 per 60 s\)") as error:
         integration.send_text(PHONE, "sixth")
-    assert len(set(sent)) == 5 and len(fake.messages) == 5 and error.value.retry_after == 1
+    assert len(set(sent)) == 5 and len(fake.messages) == 5
+    assert 0 < error.value.retry_after <= 12  # the next slot, not a guess
 
 
-def test_limiter_refuses_once_full_and_counts_per_name(redis_client):
-    first = GlobalRateLimit("test:a", 5, window=60, wait_s=0)
-    assert [first.try_acquire() for _ in range(7)] == [True] * 5 + [False] * 2
-    assert GlobalRateLimit("test:b", 5, window=60, wait_s=0).try_acquire()
+def test_the_limit_is_per_phone_number(fake, make_whatsapp, settings_for):
+    integration = make_whatsapp(rate_limit=1, rate_window_s=60, rate_wait_s=0)
+    integration.send_text(PHONE, "first")
+    with pytest.raises(Postponed):
+        integration.send_text(PHONE, "second")
+    other = WhatsApp(settings_for(whatsapp_phone_number_id="999000", whatsapp_access_token=TOKEN,
+                                  whatsapp_base_url=fake.base_url, whatsapp_rate_limit=1),
+                     rate_window_s=60, rate_wait_s=0)
+    with pytest.raises(PermanentError):  # the fake knows one number: the other number's send got past its limit
+        other.send_text(PHONE, "from another number")
 
 
-def test_a_send_waits_for_the_next_window_instead_of_failing(fake, make_whatsapp):
-    # One message per 1 s window and up to 3 s of waiting: the second send gets the next window's slot.
+def test_a_send_waits_for_the_next_slot_instead_of_failing(fake, make_whatsapp):
+    # One message per second and up to 3 s of waiting: the second send waits for the next slot.
     integration = make_whatsapp(rate_limit=1, rate_window_s=1, rate_wait_s=3)
     integration.send_text(PHONE, "first")
     integration.send_text(PHONE, "second")
@@ -191,19 +198,19 @@ def test_a_send_waits_for_the_next_window_instead_of_failing(fake, make_whatsapp
 
 CHILD = """
 import sys
-from cep_automation.errors import TransientError
+from cep_automation.errors import Postponed
 from cep_automation.plugins.whatsapp import WhatsApp
 from cep_automation.settings import load_settings
 
 settings = load_settings(_env_file=None, whatsapp_phone_number_id=sys.argv[1], whatsapp_access_token=sys.argv[2],
                          whatsapp_base_url=sys.argv[3], whatsapp_rate_limit=5)
-integration = WhatsApp(settings, rate_window_s=60, rate_wait_s=0)
+integration = WhatsApp(settings, rate_window_s=60, rate_wait_s=0, rate_burst=5)
 sent = 0
 for n in range(5):
     try:
         integration.send_text("+34600000%03d" % n, "hola")
         sent += 1
-    except TransientError:
+    except Postponed:
         pass
 print(sent)
 """

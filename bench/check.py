@@ -1,0 +1,76 @@
+"""The performance guard CI runs: our stack against plain Dramatiq, in the same run, with a generous floor.
+
+    python bench/check.py --quick        # CI: about a minute or two
+    python bench/check.py                # longer rounds, steadier figures
+
+It runs ``middleware_overhead.py`` (a no-op actor: processing and enqueue) and ``lead_throughput.py``
+(``lead.created`` against the fakes, no added latency: processing), each comparing both systems side by side,
+and checks each ratio against ``--floor`` (0.70). A ratio under the floor is measured again; the check fails
+only when the same ratio is under the floor in two consecutive measurements, so one noisy minute on a shared
+machine does not turn CI red, and a real regression does. The goals are higher (see docs/benchmarks.md);
+this only catches a fall nobody measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ATTEMPTS = 2  # consecutive measurements under the floor that fail the check
+
+
+def run_json(script: str, *argv: str) -> dict[str, float]:
+    """Run one benchmark script with ``--json``; its last line of output holds the ratios."""
+    command = [sys.executable, os.path.join(BENCH_DIR, script), *argv, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"bench/check.py: {script} failed (exit code {done.returncode})")
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def measure(quick: bool) -> dict[str, float]:
+    """One measurement of every guarded ratio."""
+    messages, leads = ("2000", "150") if quick else ("5000", "300")
+    noop = run_json("middleware_overhead.py", "--messages", messages, "--rounds", "2")
+    lead = run_json("lead_throughput.py", "--leads", leads, "--rounds", "2")
+    if lead.get("missing"):
+        raise SystemExit(f"bench/check.py: {lead['missing']:.0f} lead(s) did not get all their provider calls")
+    return {"no-op process": noop["process"], "no-op enqueue": noop["enqueue"],
+            "lead.created process": lead["process"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short rounds (CI)")
+    parser.add_argument("--floor", type=float, default=0.70, help="lowest acceptable ratio to plain Dramatiq")
+    args = parser.parse_args()
+    started = time.monotonic()
+    under: dict[str, int] = {}
+    for attempt in range(1, 1 + 2 * ATTEMPTS):
+        ratios = measure(args.quick)
+        print(f"measurement {attempt}: " + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items()),
+              flush=True)
+        for name, value in ratios.items():
+            under[name] = under.get(name, 0) + 1 if value < args.floor else 0
+        failing = [name for name, count in under.items() if count >= ATTEMPTS]
+        if failing:
+            print(f"FAIL: under the floor {args.floor:.2f} in {ATTEMPTS} consecutive measurements: "
+                  + ", ".join(failing))
+            return 1
+        if not any(under.values()):
+            print(f"ok: every ratio at or above {args.floor:.2f} ({time.monotonic() - started:.0f} s)")
+            return 0
+        print("under the floor once; measuring again", flush=True)
+    print("FAIL: ratios kept dipping under the floor")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Acks in groups on the real Redis broker: every finished message acked once, keys' outcomes sent with them,
+nothing left unacked when a worker stops."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import dramatiq
+import pytest
+
+from cep_automation.broker import acks, build_broker
+from cep_automation.records import idempotency
+
+
+@pytest.fixture
+def redis_broker(settings_for, cep_services, redis_client):
+    namespace = f"{cep_services.namespace}-acks-{uuid.uuid4().hex[:6]}"
+    broker = build_broker(settings_for(broker_url=cep_services.redis_url, cep_namespace=namespace))
+    yield broker
+    for name in redis_client.scan_iter(match=f"{namespace}:*"):
+        redis_client.delete(name)
+    broker.close()
+
+
+def unacked(broker, redis_client) -> int:
+    return sum(redis_client.scard(name) for name in redis_client.scan_iter(match=f"{broker.namespace}:__acks__.*"))
+
+
+def test_acks_go_in_groups_and_each_keys_outcome_with_its_ack(redis_broker, redis_client):
+    ran: list[int] = []
+
+    @dramatiq.actor(actor_name="acks.job", queue_name="acks", broker=redis_broker)
+    def job(n: int) -> None:
+        ran.append(n)
+
+    keys = [f"acks-{uuid.uuid4().hex}" for _ in range(400)]
+    for n, key in enumerate(keys):
+        job.send_with_options(args=(n,), idempotency_key=key)
+    worker = dramatiq.Worker(redis_broker, worker_threads=8, worker_timeout=100)
+    worker.start()
+    redis_broker.join("acks", timeout=120_000)
+    worker.join()
+    worker.stop()
+
+    assert sorted(ran) == list(range(400))
+    assert {idempotency.run_state(key)["status"] for key in keys} == {"completed"}
+    batcher = acks.batcher_for(redis_broker)
+    assert batcher is not None and batcher.sent_messages == 400
+    assert batcher.sent_batches < 400  # eight threads finishing no-op jobs: some acks went together
+    assert unacked(redis_broker, redis_client) == 0
+
+
+def test_a_stopping_worker_acks_what_it_finished_and_gives_back_the_rest(redis_broker, redis_client):
+    started, release, ran = threading.Semaphore(0), threading.Event(), []
+
+    @dramatiq.actor(actor_name="acks.slow", queue_name="acks", broker=redis_broker)
+    def slow(n: int) -> None:
+        started.release()
+        release.wait(30)
+        ran.append(n)
+
+    for n in range(12):
+        slow.send(n)
+    worker = dramatiq.Worker(redis_broker, worker_threads=4, worker_timeout=100)
+    worker.start()
+    for _ in range(4):
+        assert started.acquire(timeout=30)
+    stopper = threading.Thread(target=worker.stop)
+    stopper.start()
+    release.set()
+    stopper.join(60)
+
+    assert len(ran) >= 4
+    waiting = redis_client.llen(f"{redis_broker.namespace}:acks")
+    assert len(ran) + waiting == 12  # each message either ran and was acked, or is back in its queue
+    assert unacked(redis_broker, redis_client) == 0
