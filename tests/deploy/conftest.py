@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from livekit import Live, http_service, pool
-
-API_TOKEN = "test-deploy-token-4b7c1e"
+from livekit import API_TOKEN, Live, http_service, pool
 
 
 @pytest.fixture

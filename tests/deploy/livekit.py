@@ -11,6 +11,8 @@ from pathlib import Path
 from cep_automation.testing import CLI, wait_for
 from cep_automation.testing.ports import free_port
 
+API_TOKEN = "test-deploy-token-4b7c1e"  # CEP_API_TOKEN of every deployed process in these tests
+
 
 def get(url: str, token: str | None = None) -> tuple[int, str]:
     """Status and body of ``GET url`` (errors included), with a bearer token when given."""

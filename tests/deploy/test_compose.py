@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import API_TOKEN
-from livekit import Live, get
+from livekit import API_TOKEN, Live, get
 from promkit import DEPLOY
 
 from cep_automation.cli.run import shutdown_timeout_s

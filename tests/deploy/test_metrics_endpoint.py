@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import API_TOKEN
-from livekit import get
+from livekit import API_TOKEN, get
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,9 @@ import secrets
 from pathlib import Path
 
 import pytest
-from conftest import API_TOKEN
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from livekit import get
+from livekit import API_TOKEN, get
 from promkit import Prometheus, dashboard_exprs, metric_names
 
 from cep_automation.ops import THRESHOLDS
