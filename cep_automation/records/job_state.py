@@ -126,3 +126,29 @@ def scan_jobs(limit: int) -> dict[str, dict[str, Any]]:
                 "state": state.decode(), "actor": (actor or b"").decode(), "queue": (queue or b"").decode(),
                 "progress": int(progress or 0), "updated_at": float(updated or 0)}
     return jobs
+
+
+def clean(state: str, older_than_s: float, *, limit: int = 100_000) -> int:
+    """Delete the records (and log lines) of jobs in ``state`` last updated over ``older_than_s`` ago.
+
+    BullMQ's ``queue.clean``: it frees Redis before the records' own expiry; the audit log keeps each job's
+    history. At most ``limit`` records are looked at (a bounded scan). Returns how many were deleted.
+    """
+    if state not in STATES:
+        raise ValueError(f"unknown job state {state!r}")
+    client, prefix, cutoff = get_redis(), key("job", ""), now() - older_than_s
+    names: list[bytes] = []
+    for name in client.scan_iter(match=prefix + "*", count=1000):
+        if not name.endswith(b":log"):
+            names.append(name)
+        if len(names) >= limit:
+            break
+    pipe = client.pipeline()
+    for name in names:
+        pipe.hmget(name, "state", "updated_at")
+    doomed = [name for name, (found, updated) in zip(names, pipe.execute() if names else [], strict=True)
+              if found is not None and as_text(found) == state and float(updated or 0) <= cutoff]
+    for start in range(0, len(doomed), 500):
+        batch = doomed[start:start + 500]
+        client.delete(*batch, *(name + b":log" for name in batch))
+    return len(doomed)

@@ -28,6 +28,7 @@ logger = logging.getLogger("cep_automation.records.metrics")
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 QUEUE_STATES = ("waiting", "delayed", "dead")
+PROCESSED_STATUSES = ("completed", "failed", "skipped")
 
 
 def multiproc_dir() -> str:
@@ -47,7 +48,7 @@ def job_metrics() -> SimpleNamespace:
 
     registry = prom.CollectorRegistry()
     labels = ["queue", "job_name"]
-    return SimpleNamespace(
+    found = SimpleNamespace(
         processed=prom.Counter("jobs_processed", "Jobs processed, by outcome.", ["queue", "status"],
                                registry=registry),
         duration=prom.Histogram("job_duration_seconds", "Time an attempt ran.", labels,
@@ -60,6 +61,19 @@ def job_metrics() -> SimpleNamespace:
         stale_ticks=prom.Counter("job_stale_ticks", "Scheduled ticks skipped: first delivery too late.", labels,
                                  registry=registry),
     )
+    _zero_every_label_set(found)
+    return found
+
+
+def _zero_every_label_set(found: SimpleNamespace) -> None:
+    """Create every (queue, job) and (queue, status) series at 0, so ``increase(...)`` sees 0, not nothing."""
+    from cep_automation.queues import POLICIES
+
+    for policy in POLICIES:
+        for status in PROCESSED_STATUSES:
+            found.processed.labels(policy.queue, status)
+        for metric in (found.duration, found.wait, found.retries, found.dead, found.skips, found.stale_ticks):
+            metric.labels(policy.queue, policy.actor)
 
 
 def queue_lengths() -> dict[tuple[str, str], int]:
@@ -97,6 +111,7 @@ def render() -> tuple[bytes, str]:
     import prometheus_client as prom
     from prometheus_client import multiprocess
 
+    job_metrics()  # this process's zeros: a scrape before any job still lists every series
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
     registry.register(QueueLengthCollector())
@@ -113,6 +128,7 @@ def serve_metrics() -> None:
     settings = get_settings()
     if not settings.cep_metrics_port:
         return
+    job_metrics()  # every known series at 0 from the pool's start, before its first job
     token = settings.cep_api_token.get_secret_value() if settings.cep_api_token else None
     address = (settings.cep_metrics_host, settings.cep_metrics_port)
     try:

@@ -67,14 +67,14 @@ def letter(request: Request) -> Response:
     return render(request, "dead_letter.html", page="dead", letter=row)
 
 
-async def checked_form(request: Request) -> dict[str, list[str]] | Response:
-    """The submitted form, or the page that refuses it (read-only mode, CSRF)."""
+async def checked_form(request: Request, page: str = "dead") -> dict[str, list[str]] | Response:
+    """The submitted form, or the page that refuses it (read-only mode, CSRF); ``page`` is the nav entry."""
     if request.app.state.read_only:
-        return render(request, "error.html", 403, page="dead", title="Read-only",
+        return render(request, "error.html", 403, page=page, title="Read-only",
                       message="The dashboard is read-only (CEP_DASHBOARD_READ_ONLY): use `cep-automation dlq`.")
     form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
     if not csrf.valid(request, (form.get(csrf.FIELD) or [""])[0]):
-        return render(request, "error.html", 403, page="dead", title="Refused",
+        return render(request, "error.html", 403, page=page, title="Refused",
                       message="The form's security token is missing or stale: reload the page and try again.")
     return form
 

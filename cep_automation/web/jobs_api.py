@@ -100,6 +100,10 @@ async def dispatch(request: Request) -> Response:
     if request.method == "POST":
         return await enqueue(request)
     if request.method in ("GET", "HEAD"):
+        from cep_automation.web import job_wait
+
+        if MESSAGE_ID.match(request.path_params["name"]):
+            await job_wait.until_ended(request.path_params["name"], request.query_params.get("wait"))
         return await run_in_threadpool(job_status, request)
     raise ApiError(405, "Method Not Allowed", headers={"Allow": allowed_methods(request.path_params["name"])})
 

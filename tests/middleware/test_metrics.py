@@ -72,3 +72,16 @@ def test_serve_metrics_over_http(db, metrics_port):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/other", timeout=2)
     assert error.value.code == 404
+
+
+def test_every_known_series_exists_at_zero_before_any_job(stub_broker):
+    from cep_automation.queues import POLICIES
+
+    text = metrics.render()[0].decode()
+    for policy in POLICIES:
+        for name in ("job_retries_total", "job_dead_letters_total", "job_idempotent_skips_total",
+                     "job_stale_ticks_total"):
+            assert f'{name}{{job_name="{policy.actor}",queue="{policy.queue}"}}' in text, (name, policy.actor)
+        for status in ("completed", "failed", "skipped"):
+            assert f'jobs_processed_total{{queue="{policy.queue}",status="{status}"}}' in text
+    assert 'job_dead_letters_total{job_name="backup.daily",queue="backup"} 0.0' in text
