@@ -37,6 +37,14 @@ from common import (
 )
 
 
+def pool_queues(broker: dramatiq.Broker) -> set[str] | None:
+    """The automation pool's queues for our broker; None (every queue) for the bare one, which has one."""
+    from cep_automation.queues import POOLS
+
+    return set(POOLS["automation"].queues) if QUEUE in broker.get_declared_queues() and len(
+        broker.get_declared_queues()) > 2 else None
+
+
 def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, leads: int,
           threads: int) -> dict[str, float]:
     """Enqueue ``leads`` new leads, then process them all; rates per second and CPU per lead."""
@@ -47,7 +55,9 @@ def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, 
         actor.send(lead_id=lead_id)
     enqueued = time.perf_counter()
     cpu_before, fakes_before = time.process_time(), cpu_seconds(sandbox.process.pid)
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
+    # Each system's worker consumes what its pool does in production: bare its one queue, ours the automation
+    # pool's queues (leads, campaigns, stats), not every queue the actors module declares.
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50, queues=pool_queues(broker))
     worker.start()
     begin = time.perf_counter()
     broker.join(QUEUE, timeout=600_000)

@@ -75,3 +75,14 @@ def test_a_stopping_worker_acks_what_it_finished_and_gives_back_the_rest(redis_b
     waiting = redis_client.llen(f"{redis_broker.namespace}:acks")
     assert len(ran) + waiting == 12  # each message either ran and was acked, or is back in its queue
     assert unacked(redis_broker, redis_client) == 0
+
+
+
+def test_a_pipeline_of_scripts_loads_them_only_when_redis_lacks_them(redis_client):
+    from cep_automation.db.redis_client import evalsha, execute_loading, key, lua
+
+    script = lua("return redis.call('INCR', KEYS[1])")
+    counter = key("acks", "script-test")
+    redis_client.script_flush()  # as after a Redis restart: the script is unknown
+    assert execute_loading(redis_client, lambda pipe: evalsha(pipe, script, [counter], [])) == [1]
+    assert execute_loading(redis_client, lambda pipe: evalsha(pipe, script, [counter], [])) == [2]  # known now

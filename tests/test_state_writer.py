@@ -86,3 +86,15 @@ def test_successive_log_lines_of_a_job_in_one_batch_go_in_order_as_one_append(re
         writer.submit(op)
     writer.flush()
     assert [x.decode() for x in redis_client.lrange(log, 0, -1)] == ["line 2", "line 3", "line 4"]
+
+
+def test_a_script_redis_forgot_is_loaded_again_and_the_batch_written(redis_client):
+    # Given Redis lost its scripts (a restart) after this process had used the "queued" script
+    job_state.record("m-script-1", "queued", only_if_new=True, actor="a", queue="q")
+    job_state.writer.flush()
+    redis_client.script_flush()
+    # When the next batch uses it again
+    job_state.record("m-script-2", "queued", only_if_new=True, actor="a", queue="q")
+    job_state.writer.flush()
+    # Then it was loaded and the write went through
+    assert redis_client.hget(key("job", "m-script-2"), "state") == b"queued"

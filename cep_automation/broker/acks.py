@@ -31,6 +31,8 @@ from typing import Any
 import redis
 from dramatiq.common import current_millis
 
+from cep_automation.db.redis_client import evalsha, execute_loading
+
 logger = logging.getLogger("cep_automation.broker.AckBatcher")
 
 RETRY_DELAY_S = 1.0
@@ -138,15 +140,18 @@ class AckBatcher:
     def _pipeline(self, batch: list[tuple[Any, Any]]) -> None:
         broker, now = self.broker, current_millis()
         dispatch, keys = broker.scripts["dispatch"], [broker.namespace]
-        pipe = broker.client.pipeline(transaction=False)
-        for consumer_thread, message in batch:
-            for op in message.__dict__.get("_cep_ops", ()):
-                op(pipe)
-            dispatch(keys=keys, client=pipe, args=[
-                "nack" if message.failed else "ack", now, consumer_thread.queue_name, broker.broker_id,
-                broker.heartbeat_timeout, broker.dead_message_ttl, 0, broker._max_unpack_size(),
-                message.options["redis_message_id"]])
-        for reply in pipe.execute(raise_on_error=False):  # every command ran; one Redis refused is not retried
+
+        def build(pipe: Any) -> None:
+            for consumer_thread, message in batch:
+                for op in message.__dict__.get("_cep_ops", ()):
+                    op(pipe)
+                evalsha(pipe, dispatch, keys, [
+                    "nack" if message.failed else "ack", now, consumer_thread.queue_name, broker.broker_id,
+                    broker.heartbeat_timeout, broker.dead_message_ttl, 0, broker._max_unpack_size(),
+                    message.options["redis_message_id"]])
+
+        # Every command runs; one that Redis refused is logged, not retried (a lost connection raises: retried).
+        for reply in execute_loading(broker.client, build):
             if isinstance(reply, redis.ResponseError):
                 logger.error("Redis refused a write sent with a batch of acks: %s", reply)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import redis
 from redis.commands.core import Script
@@ -20,6 +21,9 @@ _client_pid: int | None = None
 def get_redis() -> redis.Redis:
     """The process's client (recreated after a fork); connects lazily on first command."""
     global _client, _client_pid
+    client = _client
+    if client is not None and _client_pid == _pid:  # every message asks, from many threads: no lock, no syscall
+        return client
     with _lock:
         if _client is None or _client_pid != os.getpid():
             _client = redis_from_url(
@@ -28,6 +32,16 @@ def get_redis() -> redis.Redis:
             _client_pid = os.getpid()
         return _client
 
+
+_pid = os.getpid()  # this process's id, kept current by the fork hook below (os.getpid() is a system call)
+
+
+def _after_fork() -> None:
+    global _pid, _lock
+    _pid, _lock = os.getpid(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 _scripts: dict[tuple[int, str], Script] = {}
 
@@ -40,6 +54,29 @@ def lua(source: str, client: redis.Redis | None = None) -> Script:
     if found is None or found.registered_client is not client:
         found = _scripts[(id(client), source)] = client.register_script(source)
     return found
+
+
+def evalsha(pipe: Any, script: Script, keys: list[Any], args: list[Any]) -> None:
+    """Queue ``script`` on ``pipe`` by its hash, without redis-py's SCRIPT EXISTS before every execute (a round
+    trip per pipeline); run the pipeline with :func:`execute_loading`, which loads the scripts only if Redis
+    lacks them (after a restart)."""
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    pipe.__dict__.setdefault("_cep_scripts", set()).add(script)
+
+
+def execute_loading(client: redis.Redis, build: Any) -> list[Any]:
+    """Build a pipeline with ``build(pipe)`` and execute it; if Redis did not know a script, load the scripts and
+    run the whole pipeline once more (the commands must bear repeating). Replies are returned, errors included."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        scripts: set[Script] = pipe.__dict__.get("_cep_scripts", set())
+        replies: list[Any] = pipe.execute(raise_on_error=False)
+        if attempt == 2 or not any(isinstance(r, redis.exceptions.NoScriptError) for r in replies):
+            return replies
+        for script in scripts:
+            client.script_load(script.script)
+    raise AssertionError("unreachable")
 
 
 def reset_redis() -> None:

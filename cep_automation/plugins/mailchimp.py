@@ -137,10 +137,15 @@ class Mailchimp(EmailMarketing):
         body = {"email_address": contact.email.strip(), "status_if_new": "subscribed",
                 "merge_fields": merge_fields(contact)}
         list_id = self.settings.mailchimp_list_id
-        member = self._call(lambda c: c.lists.members.create_or_update(list_id, member_id, body))
-        if contact.tags:
-            tags = {"tags": [{"name": tag, "status": "active"} for tag in contact.tags]}
-            self._call(lambda c: c.lists.members.tags.update(list_id, member_id, tags))
+        tags = {"tags": [{"name": tag, "status": "active"} for tag in contact.tags]}
+
+        def upsert(client: MailChimp) -> Any:  # two requests one after the other: one connection, taken once
+            member = client.lists.members.create_or_update(list_id, member_id, body)
+            if contact.tags:
+                client.lists.members.tags.update(list_id, member_id, tags)
+            return member
+
+        member = self._call(upsert)
         return str((member or {}).get("id") or member_id)
 
     def set_subscription(self, email: str, subscribed: bool) -> str:

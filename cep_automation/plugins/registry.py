@@ -27,6 +27,7 @@ class Registry:
 
     entries: dict[tuple[str, str], Registered] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
+    _enabled: dict[str, list[Integration]] = field(default_factory=dict, repr=False)  # kind → enabled, once
 
     def add(self, integration: Integration, plugin: str) -> None:
         if integration.kind not in KINDS:
@@ -39,14 +40,18 @@ class Registry:
             )
             return
         self.entries[key] = Registered(integration, plugin)
+        self._enabled.clear()
 
     def of_kind(self, kind: str, *, enabled_only: bool = True) -> list[Integration]:
-        """The integrations of one kind, in registration order."""
-        return [
-            r.integration
-            for (k, _), r in self.entries.items()
-            if k == kind and (r.integration.enabled or not enabled_only)
-        ]
+        """The integrations of one kind, in registration order (which are enabled is settled once: the
+        settings do not change while the process runs, and every step of every job asks)."""
+        if enabled_only:
+            found = self._enabled.get(kind)
+            if found is None:
+                found = self._enabled[kind] = [r.integration for (k, _), r in self.entries.items()
+                                               if k == kind and r.integration.enabled]
+            return list(found)
+        return [r.integration for (k, _), r in self.entries.items() if k == kind]
 
     def get(self, kind: str, name: str) -> Integration | None:
         found = self.entries.get((kind, name))

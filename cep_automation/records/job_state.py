@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cep_automation.db.redis_client import as_text, get_redis, key
+from cep_automation.db.redis_client import as_text, evalsha, get_redis, key, lua
 from cep_automation.records.state_writer import LogAppend, RecordWrite, writer
 
 KEEP_COMPLETED_S = 24 * 3600
@@ -45,8 +45,8 @@ def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: 
         writer.submit(RecordWrite(job_key, log_key, data, ttl))
         return
 
-    def create(pipe: Any) -> None:
-        pipe.eval(_CREATE, 1, job_key, ttl, *[item for pair in data.items() for item in pair])
+    def create(pipe: Any) -> None:  # by hash (EVALSHA): the script's text is not sent with every job
+        evalsha(pipe, lua(_CREATE), [job_key], [ttl, *[item for pair in data.items() for item in pair]])
 
     writer.submit(create)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from cep_automation.db.redis_client import get_redis
+from cep_automation.db.redis_client import execute_loading, get_redis
 
 logger = logging.getLogger("cep_automation.records.state_writer.StateWriter")
 INTERVAL_S = 0.05
@@ -106,16 +106,19 @@ class StateWriter:
             batch = [self._ops.popleft() for _ in range(len(self._ops))]
             if not batch:
                 return
+            ops = merged(batch)
             try:
-                pipe = get_redis().pipeline(transaction=False)
-                for op in merged(batch):
-                    op(pipe)
-                pipe.execute()
+                replies = execute_loading(get_redis(), lambda pipe: [op(pipe) for op in ops])
             except (redis.ConnectionError, redis.TimeoutError):
                 self._ops.extendleft(reversed(batch))
                 raise
             except redis.RedisError as exc:
                 logger.error("Redis refused a batch of %d job-state updates: %s", len(batch), exc)
+                return
+            refused = [reply for reply in replies if isinstance(reply, redis.ResponseError)]
+            if refused:  # the others were written; these are dropped, so one bad write cannot block all later ones
+                logger.error("Redis refused %d of a batch of %d job-state writes: %s", len(refused), len(replies),
+                             refused[0])
 
     def _start(self) -> None:
         # After a fork the parent's thread and queue are not ours.

@@ -24,6 +24,8 @@ _registry: Registry | None = None
 def registry() -> Registry:
     """Every registered integration, enabled or not (built on first use)."""
     global _registry
+    if _registry is not None:  # every step asks: no lock once it is built
+        return _registry
     with _lock:
         if _registry is None:
             _registry = collect_integrations(get_settings())
