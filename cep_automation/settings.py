@@ -28,6 +28,8 @@ HINTS = {
     "CEP_METRICS_PORT": "a TCP port number between 1 and 65535 (0 disables the endpoint)",
     "CEP_METRICS_HOST": "an IP address to listen on, e.g. 127.0.0.1 (this host only) or 0.0.0.0 (every interface)",
     "CEP_DB_POOL_MAX": "a whole number of connections, at least 1",
+    "CEP_ALERT_THRESHOLDS": "ALERT[:QUEUE].FIELD=VALUE or ALERT[:QUEUE]=off, comma-separated, e.g. "
+                            "QueueDepthHigh:leads.limit=500,PoolDown.for_s=300",
 }
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", sentinel_url.SCHEME)
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
     cep_alert_webhook_url: str | None = None
     cep_alert_email_to: str | None = None
     cep_alert_collapse_s: int = Field(600, ge=0)
+    cep_alert_thresholds: str = ""  # alerts.check: overrides of ops/thresholds.py, "QueueDepthHigh:leads.limit=500,..."
     smtp_host: str | None = None
     smtp_port: int = Field(587, ge=1, le=65535)
     smtp_user: str | None = None
@@ -118,6 +121,14 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         return _require_scheme(value, REDIS_SCHEMES)
+
+    @field_validator("cep_alert_thresholds")
+    @classmethod
+    def _alert_thresholds(cls, value: str) -> str:
+        from cep_automation.ops.thresholds import overridden
+
+        overridden(value)  # its ValueError names the malformed entry
+        return value
 
     @field_validator("cep_metrics_host")
     @classmethod

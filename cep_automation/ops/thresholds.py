@@ -8,7 +8,7 @@ so a Python evaluator (the alerting issue) computes the same condition from Redi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # kind → what firing means, a template of the threshold's fields (``limit``, ``window``: e.g. "15m").
 KINDS = {
@@ -84,3 +84,37 @@ THRESHOLDS: tuple[Threshold, ...] = (
     Threshold("PoolDown", "pool_down", 0, "critical", for_s=120),
     Threshold("BackupMissing", "backup_missing", 0, "critical", window_s=26 * 3600, for_s=600),
 )
+
+
+OVERRIDABLE = ("limit", "for_s", "window_s")
+
+
+def overridden(text: str, thresholds: tuple[Threshold, ...] = THRESHOLDS) -> tuple[Threshold, ...]:
+    """``thresholds`` with ``CEP_ALERT_THRESHOLDS`` applied (Python alerting only; the rules file keeps the defaults).
+
+    ``text`` is comma-separated ``ALERT[:QUEUE].FIELD=VALUE`` (FIELD: limit, for_s or window_s) or
+    ``ALERT[:QUEUE]=off``, e.g. ``"QueueDepthHigh:leads.limit=500,PoolDown.for_s=300,BackupMissing=off"``;
+    without ``:QUEUE`` an entry applies to every threshold of that alert. ValueError names a malformed entry.
+    """
+    result = list(thresholds)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        target, _, value = item.partition("=")
+        name, _, field_name = target.strip().partition(".")
+        alert, _, queue = name.partition(":")
+        matches = [i for i, t in enumerate(result) if t.alert == alert and (not queue or t.queue == queue)]
+        if not value.strip() or not matches:
+            raise ValueError(f"{item!r}: no threshold {name!r} (ALERT[:QUEUE].FIELD=VALUE or ALERT[:QUEUE]=off)")
+        if not field_name and value.strip() == "off":
+            result = [t for i, t in enumerate(result) if i not in matches]
+            continue
+        if field_name not in OVERRIDABLE:
+            raise ValueError(f"{item!r}: the field is one of {', '.join(OVERRIDABLE)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{item!r}: {value.strip()!r} is not a number") from None
+        for i in matches:
+            t = result[i]
+            result[i] = (replace(t, limit=number) if field_name == "limit" else replace(t, for_s=int(number))
+                         if field_name == "for_s" else replace(t, window_s=int(number)))
+    return tuple(result)

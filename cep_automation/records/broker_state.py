@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from dramatiq.common import current_millis, dq_name
 
-from cep_automation.db.redis_client import as_text, get_redis, lua
+from cep_automation.db.redis_client import as_text, get_redis, key, lua
 from cep_automation.queues import POLICIES
 from cep_automation.settings import get_settings
 
@@ -147,6 +147,7 @@ def requeue_dead_workers(broker: Any, queues: set[str] | None = None) -> dict[st
     maintenance (the ``dispatch`` Lua script with its maintenance flag set), run for every queue and delay
     queue. Our brokers never run it at random (``maintenance_chance=0``): a requeue there would go unmarked.
     """
+    note_worker(broker)  # the sweep runs in every worker process: its note that the process is alive
     held = dead_workers(broker, queues)
     if not held:
         return {}
@@ -198,3 +199,44 @@ def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str, w
         return message, as_text(holder)
     broker.emit_after("enqueue", message, delay)
     return message, None
+
+
+def oldest_waiting_s(queues: list[str], now_ms: int | None = None, sample: int = 10) -> dict[str, float]:
+    """Queue → age in seconds of the oldest of the first ``sample`` waiting messages (0 for an empty queue).
+
+    A message's age counts from its enqueue, or from its ``eta`` when it was delayed. Messages a dead worker
+    held go back to the end of their queue, hence a sample rather than the head alone.
+    """
+    client, now_ms = get_redis(), now_ms if now_ms is not None else int(time.time() * 1000)
+    pipe = client.pipeline()
+    for queue in queues:
+        pipe.lrange(broker_key(queue), 0, sample - 1)
+    heads = pipe.execute()
+    for queue, ids in zip(queues, heads, strict=True):
+        pipe.hmget(broker_key(f"{queue}.msgs"), ids) if ids else pipe.echo("")
+    ages: dict[str, float] = {}
+    for queue, found in zip(queues, pipe.execute(), strict=True):
+        stamps = [_enqueued_ms(raw) for raw in (found if isinstance(found, list) else []) if raw]
+        ages[queue] = max(0.0, (now_ms - min(stamps)) / 1000) if stamps else 0.0
+    return ages
+
+
+def _enqueued_ms(raw: bytes) -> float:
+    message = json.loads(raw)
+    return max(float(message.get("message_timestamp", 0)), float(message.get("options", {}).get("eta", 0)))
+
+
+def note_worker(broker: Any) -> None:
+    """Note this worker process alive now (``workers`` hash). Only workers do; Dramatiq's ``__heartbeats__`` also
+    lists every process that merely enqueued (the HTTP service, the scheduler), which is no sign of a worker."""
+    get_redis().hset(key("workers"), broker.broker_id, int(time.time() * 1000))
+
+
+def worker_notes() -> dict[str, float]:
+    """Worker process id → when it last noted itself alive (ms since the epoch)."""
+    return {as_text(worker): float(seen) for worker, seen in get_redis().hgetall(key("workers")).items()}
+
+
+def forget_workers(worker_ids: list[str]) -> None:
+    if worker_ids:
+        get_redis().hdel(key("workers"), *worker_ids)
