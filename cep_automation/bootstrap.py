@@ -6,7 +6,7 @@ import logging
 
 import dramatiq
 
-from cep_automation import log_redaction
+from cep_automation import log_output, log_redaction
 from cep_automation.broker import build_broker
 from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import get_settings
@@ -23,6 +23,7 @@ def bootstrap() -> dramatiq.Broker:
     """Validate settings, set the global broker and load plugins before any actor is declared."""
     log_redaction.install()  # before anything logs: every record of the process is masked
     settings = get_settings()
+    log_output.configure(as_json=settings.cep_log_json)
     logging.getLogger("cep_automation").setLevel(settings.cep_log_level.upper())
     logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ResultsWarningFilter())
     broker = build_broker(settings)

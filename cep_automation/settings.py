@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     # Where a pool's /metrics listens: loopback unless Prometheus scrapes from another host.
     cep_metrics_host: str = "127.0.0.1"
     cep_log_level: str = "INFO"
+    cep_log_json: bool = False  # one JSON object per log line (log_output.py) instead of Dramatiq's text layout
     cep_data_dir: str = ".data"
     cep_disabled_plugins: str = ""
     cep_load_plugins: str | None = None

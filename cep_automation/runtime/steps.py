@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cep_automation.errors import PermanentError, Postponed, TransientError
+from cep_automation.log_output import step_context
 from cep_automation.records.effects import Effect, Ledger
 from cep_automation.redact import redact
 from cep_automation.runtime.job import JobHandle
@@ -59,7 +60,8 @@ class StepRunner:
 
     def _attempt(self, step: str, through_ledger: Callable[[], Effect]) -> Effect | None:
         try:
-            effect = through_ledger()
+            with step_context(step, self.job.message_id):  # log lines of the step carry its name
+                effect = through_ledger()
         except Exception as exc:  # any failure of one step must not stop the others
             with self._lock:
                 self.failures[step] = exc
