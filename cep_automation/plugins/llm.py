@@ -14,7 +14,8 @@ import re
 from types import ModuleType
 from typing import Any
 
-from cep_automation.errors import PermanentError, TransientError
+from cep_automation.errors import PermanentError, Postponed, TransientError
+from cep_automation.flow import Limit, hold
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import retry_after_seconds
 from cep_automation.plugins.kinds import LLM, Completion
@@ -29,6 +30,8 @@ MODEL_ALIASES = {
 }
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
 TIMEOUT_S = 100.0  # below llm.ingest's 120 s time limit, so the actor sees our error, not a kill
+LIMIT_WAIT_S = 10.0  # a call waits this long for its provider's rate, then the job is postponed (not failed)
+ANSWER_TOKENS_ESTIMATE = 1_000  # the answer's tokens, counted against the limit before they are known
 PLACEHOLDER_KEY = "not-needed"  # local OpenAI-compatible servers (Ollama, vLLM) ignore the key
 _TRANSIENT = ("RateLimitError", "Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError",
               "BadGatewayError")
@@ -103,22 +106,38 @@ class LiteLLM(LLM):
 
     name = "litellm"
 
-    def __init__(self, settings: Any, *, timeout: float = TIMEOUT_S) -> None:
+    def __init__(self, settings: Any, *, timeout: float = TIMEOUT_S, limit_wait_s: float = LIMIT_WAIT_S) -> None:
         super().__init__(settings)
-        self.timeout = timeout
+        self.timeout, self.limit_wait_s = timeout, limit_wait_s
 
     def disabled_reason(self) -> str | None:
         if getattr(self.settings, "llm_api_base", None) or any(os.environ.get(v) for v in KEY_VARIABLES):
             return None
         return f"not configured: set {' or '.join(KEY_VARIABLES)} (or LLM_API_BASE)"
 
+    def limits(self) -> tuple[Limit, Limit]:
+        """Requests and tokens per minute, per provider, shared by every worker (flow control)."""
+        requests_per_minute = self.settings.llm_requests_per_minute
+        tokens_per_minute = self.settings.llm_tokens_per_minute
+        return (Limit("llm.requests", rate=requests_per_minute, period_s=60, burst=max(1, requests_per_minute // 10),
+                      wait_s=self.limit_wait_s),
+                Limit("llm.tokens", rate=tokens_per_minute, period_s=60, burst=tokens_per_minute,
+                      wait_s=self.limit_wait_s))
+
     def complete_json(self, model: str, system: str, prompt: str) -> Completion:
         litellm = import_litellm()
         call = self.call_arguments(litellm, resolve_model(model))
         messages = [{"role": "system", "content": system + "\nAnswer with one JSON object only."},
                     {"role": "user", "content": prompt}]
+        requests_limit, tokens_limit = self.limits()
+        provider = call["model"].partition("/")[0] or "default"
+        # Tokens are known after the call: take the prompt's estimate (4 characters a token) and the answer's share
+        tokens = min(tokens_limit.burst, (len(system) + len(prompt)) // 4 + ANSWER_TOKENS_ESTIMATE)
         try:
-            response = litellm.completion(messages=messages, timeout=self.timeout, num_retries=0, **call)
+            with hold(requests_limit, provider), hold(tokens_limit, provider, cost=max(1, tokens)):
+                response = litellm.completion(messages=messages, timeout=self.timeout, num_retries=0, **call)
+        except Postponed:
+            raise
         except Exception as exc:
             raise llm_error(exc) from None
         data = parse_json_object(response.choices[0].message.content)

@@ -9,6 +9,7 @@ count the same events, so only ``lead`` is counted (api-contracts §5).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 
 from cep_automation.errors import PermanentError, TransientError
+from cep_automation.flow import Limit, hold
 from cep_automation.plugins.graph import GraphError
 from cep_automation.plugins.hookspecs import Register, hookimpl
 from cep_automation.plugins.http import HttpIntegration, retry_after_seconds
@@ -29,6 +31,7 @@ RATE_LIMIT_BACKOFF_S = 60.0  # when neither X-Business-Use-Case-Usage nor Retry-
 # (code, subcode) pairs Meta documents as "the query timed out": the same query would time out again.
 TIMEOUT_SUBCODES = frozenset({(100, 1504018), (2, 1504038)})
 MAX_PAGES = 1000  # a guard against a paging loop; insights of one campaign never come close
+LIMIT_WAIT_S = 10.0  # a call waits this long for the app's rate, then the job is postponed (not failed)
 
 
 def regain_access_seconds(response: requests.Response) -> float | None:
@@ -84,8 +87,23 @@ class MetaGraph(HttpIntegration, Ads):
     def classify(self, response: requests.Response) -> Exception | None:
         return classify(response)
 
+    limit_wait_s = LIMIT_WAIT_S  # how long a call waits for the app's rate before the job is postponed
+
+    def calls(self) -> Limit:
+        """Graph API calls per app (its access token), shared by every worker (flow control): Meta throttles by
+        usage and answers codes 4/17/613 when it is exceeded; staying under a rate keeps bursts from getting there."""
+        rate = self.settings.meta_calls_per_minute
+        return Limit("meta", rate=rate, period_s=60, burst=max(1, rate // 10), wait_s=self.limit_wait_s)
+
+    def _app(self) -> str:
+        return hashlib.sha256(self.settings.meta_access_token.get_secret_value().encode()).hexdigest()[:12]
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        with hold(self.calls(), self._app()):
+            return self.client().get(path, params=params).json()
+
     def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
-        lead = self.client().get(f"/{leadgen_id}", params={"fields": LEAD_FIELDS}).json()
+        lead = self._get(f"/{leadgen_id}", {"fields": LEAD_FIELDS})
         answers: dict[str, str] = {}
         for item in lead.get("field_data") or []:
             values = item.get("values") or [""]
@@ -98,13 +116,12 @@ class MetaGraph(HttpIntegration, Ads):
             "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
         }
         rows: list[dict[str, Any]] = []
-        client = self.client()
         for _ in range(MAX_PAGES):
-            page = client.get(f"/{campaign_id}/insights", params=params).json()
-            rows.extend(page.get("data") or [])
-            params = next_params(page)
             if params is None:
                 break
+            page = self._get(f"/{campaign_id}/insights", params)
+            rows.extend(page.get("data") or [])
+            params = next_params(page)
         return sum_rows(rows)
 
 

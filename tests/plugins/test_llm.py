@@ -165,3 +165,14 @@ def test_plugin_registers_the_integration(settings_for):
     registered = []
     llm.register_integrations(register=registered.append, settings=settings_for())
     assert [(i.kind, i.name) for i in registered] == [("llm", "litellm")]
+
+
+def test_tokens_per_minute_are_shared_and_a_call_over_them_postpones_the_job(fake, settings_for, redis_client):
+    from cep_automation.errors import Postponed
+
+    limited = LiteLLM(settings_for(llm_api_base=fake.base_url, llm_tokens_per_minute=1_500), limit_wait_s=0)
+    limited.complete_json("gpt-4", "JSON please.", "hola")  # about 1,000 tokens counted: within the minute's 1,500
+    with pytest.raises(Postponed, match=r"llm.tokens openai: over its limit \(1500 per 60 s\)") as error:
+        limited.complete_json("gpt-4", "JSON please.", "hola otra vez")
+    assert 0 < error.value.retry_after <= 60
+    assert len(fake.chat_requests) == 1  # the second call never reached the provider

@@ -186,3 +186,16 @@ def test_logs_never_show_the_token_or_the_lead(fake, graph, caplog):
     assert "GET" in caplog.text
     for secret in (TOKEN, "ana.garcia@example.com", "600123456"):
         assert secret not in caplog.text
+
+
+def test_calls_share_the_apps_rate_and_over_it_the_job_is_postponed(fake, settings_for, redis_client):
+    from cep_automation.errors import Postponed
+
+    graph = MetaGraph(settings_for(meta_access_token=TOKEN, meta_graph_base_url=fake.base_url,
+                                   meta_calls_per_minute=2))
+    graph.limit_wait_s = 0
+    leadgen_id = fake.add_lead(ANSWERS, campaign_id="120210000000001")
+    graph.fetch_lead(leadgen_id)  # a burst of one: the next call may go 30 s later
+    with pytest.raises(Postponed, match=r"meta [0-9a-f]{12}: over its limit \(2 per 60 s\)"):
+        graph.fetch_lead(leadgen_id)
+    assert len(fake.requests) == 1
