@@ -8,6 +8,10 @@ Hierarchy::
     ├── UnknownJob             an actor name that is not declared
     ├── MigrationError         a database migration failed
     ├── DeadLetterNotFound     no dead letter has that id
+    ├── QueueFull              a queue is at its hard limit: the job was not enqueued
+    ├── PayloadTooLarge        a payload over CEP_MAX_PAYLOAD_BYTES: refused at enqueue
+    ├── ScheduleError          a run_at, delay or debounce that cannot be honoured (naive time, negative delay)
+    ├── ScheduledJobNotFound   no job held for later has that id (or it was released or cancelled)
     ├── TransientError         worth retrying (timeout, 429, 5xx); may carry retry_after
     │   ├── Unconfirmed        a send that may have reached the provider (read timeout): check before repeating
     │   ├── Postponed          not a failure: the job waits (e.g. for a provider's confirmation), no attempt used
@@ -55,6 +59,32 @@ class UnknownJob(CepError):
 
 class DeadLetterNotFound(CepError):
     """No dead letter has that id."""
+
+
+class QueueFull(CepError):
+    """The queue is at its hard limit; nothing was enqueued, try again after ``retry_after`` seconds."""
+
+    def __init__(self, queue: str, depth: int, limit: int, retry_after: int) -> None:
+        self.queue, self.depth, self.limit, self.retry_after = queue, depth, limit, retry_after
+        super().__init__(f"queue {queue!r} is full: {depth} jobs waiting (hard limit {limit}); nothing was enqueued,"
+                         f" try again in {retry_after} s")
+
+
+class PayloadTooLarge(CepError):
+    """A payload larger than ``CEP_MAX_PAYLOAD_BYTES``; refused before anything is enqueued."""
+
+    def __init__(self, job: str, size: int, limit: int) -> None:
+        self.job, self.size, self.limit = job, size, limit
+        super().__init__(f"payload of {job} is {size} bytes, over the {limit}-byte limit (CEP_MAX_PAYLOAD_BYTES);"
+                         " pass an id or a stored file's key instead of the data")
+
+
+class ScheduleError(CepError):
+    """A ``run_at``, ``delay`` or ``debounce`` that cannot be honoured; the message says which and why."""
+
+
+class ScheduledJobNotFound(CepError):
+    """No job is held for later under that id (unknown, already released to its queue, or cancelled)."""
 
 
 class TransientError(CepError, Retry):

@@ -11,6 +11,7 @@ from __future__ import annotations
 IDEMPOTENCY_KEY = "idempotency_key"  # the key this message runs under; also the actor option's name
 SCHEDULED_AT = "scheduled_at"  # periodiq's tick, when the scheduler sent the message
 RETRY_OF = "cep_retry_of"  # the dead letter's message id, when an operator retried it
+AUTO_RETRY = "cep_auto_retry"  # {"since", "count"}: a dead letter's automatic retry (runtime/auto_retry.py)
 
 # Set by the middleware while the message is processed.
 RETRIES = "retries"  # Dramatiq's count of failed attempts

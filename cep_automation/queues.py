@@ -6,7 +6,8 @@ backoff and time limits of docs/architecture.md live in exactly one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from cep_automation.backoff import Backoff, exponential
@@ -67,6 +68,9 @@ POLICIES: tuple[QueuePolicy, ...] = (
     QueuePolicy("consent.sync", "leads", PRIORITY_HIGH, 5, EXPONENTIAL_2S, 60, None, "automation"),
     QueuePolicy("data.retention", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 1_800, "30 4 * * *", "automation"),
     QueuePolicy("alerts.check", "stats", PRIORITY_HIGH, 1, EXPONENTIAL_2S, 60, "* * * * *", "automation"),
+    QueuePolicy("schedules.release", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, "* * * * *", "automation"),
+    QueuePolicy("dead_letters.auto_retry", "stats", PRIORITY_LOW, 1, EXPONENTIAL_2S, 300, "*/5 * * * *",
+                "automation"),
 )
 
 BY_ACTOR = {p.actor: p for p in POLICIES}
@@ -86,6 +90,60 @@ POOLS = {
     "llm": Pool("llm", ("llm",), 2),
     "backup": Pool("backup", ("backup",), 1),
 }
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """Flow rules of one queue: backpressure and the dead letters' automatic retry.
+
+    Parameters:
+      soft_limit: from this depth (waiting + delayed) on, an enqueue is accepted but deferred by
+        ``retry_after_s``, and the HTTP ingress answers 429 so the caller slows down.
+      hard_limit: from this depth on, an enqueue is refused (:class:`~cep_automation.errors.QueueFull`, 503).
+      retry_after_s: the ``Retry-After`` given with a 429 or a 503, and a soft-limited job's deferral.
+      auto_retry_every_s: how long after a transient failure a dead letter is retried again (None: never).
+      auto_retry_for_s: how long after its first failure a dead letter stops being retried automatically.
+    """
+
+    soft_limit: int
+    hard_limit: int
+    retry_after_s: int = 30
+    auto_retry_every_s: int | None = 900
+    auto_retry_for_s: int = 24 * 3600
+
+
+# Sized for CEP: a few hundred leads a day, bursts of a Meta backfill or a CSV import of a few thousand.
+QUEUE_RULES: dict[str, QueueRules] = {
+    "leads": QueueRules(10_000, 50_000, retry_after_s=5),
+    "campaigns": QueueRules(1_000, 5_000),
+    "stats": QueueRules(1_000, 5_000),
+    "llm": QueueRules(200, 1_000, retry_after_s=60),
+    "backup": QueueRules(5, 20, retry_after_s=300),
+}
+DEFAULT_RULES = QueueRules(10_000, 100_000)  # a queue outside the table (a plugin's, a benchmark's)
+
+
+def queue_rules(queue: str, overrides: str = "") -> QueueRules:
+    """The rules of ``queue``, with its limits replaced by ``overrides`` (``CEP_QUEUE_LIMITS``:
+    ``"leads=5000/20000,llm=100/500"``, soft/hard per queue)."""
+    rules = QUEUE_RULES.get(queue, DEFAULT_RULES)
+    limits = parse_limits(overrides).get(queue)
+    return replace(rules, soft_limit=limits[0], hard_limit=limits[1]) if limits else rules
+
+
+@lru_cache(maxsize=8)  # read on every enqueue: parsed once per distinct setting
+def parse_limits(text: str) -> dict[str, tuple[int, int]]:
+    """``"leads=5000/20000,llm=100/500"`` → {queue: (soft, hard)}; ValueError says what is malformed."""
+    limits: dict[str, tuple[int, int]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        queue, _, numbers = item.partition("=")
+        soft, _, hard = numbers.partition("/")
+        if not (queue.strip() and soft.strip().isdigit() and hard.strip().isdigit()):
+            raise ValueError(f"{item!r} is not QUEUE=SOFT/HARD (whole numbers)")
+        if int(soft) > int(hard):
+            raise ValueError(f"{item!r}: the soft limit is above the hard limit")
+        limits[queue.strip()] = (int(soft), int(hard))
+    return limits
 
 
 def policy(actor: str) -> QueuePolicy:

@@ -30,6 +30,8 @@ HINTS = {
     "CEP_DB_POOL_MAX": "a whole number of connections, at least 1",
     "CEP_ALERT_THRESHOLDS": "ALERT[:QUEUE].FIELD=VALUE or ALERT[:QUEUE]=off, comma-separated, e.g. "
                             "QueueDepthHigh:leads.limit=500,PoolDown.for_s=300",
+    "CEP_QUEUE_LIMITS": "QUEUE=SOFT/HARD pairs separated by commas, e.g. leads=5000/20000,llm=100/500",
+    "CEP_MAX_PAYLOAD_BYTES": "a whole number of bytes, at least 1 (262144 = 256 KiB)",
 }
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", sentinel_url.SCHEME)
@@ -63,6 +65,14 @@ class Settings(BaseSettings):
     cep_trace_plugins: bool = False
     cep_api_token: SecretStr | None = None
     cep_dashboard_read_only: bool = False
+    # Flow control at enqueue (docs/architecture.md, "Flow control"): the largest payload accepted, per-queue
+    # backpressure limits replacing queues.QUEUE_RULES ("leads=5000/20000,..."), how long a process trusts a
+    # queue depth it read, and from how far ahead a job is held in PostgreSQL instead of Redis's delay queue.
+    cep_max_payload_bytes: int = Field(256 * 1024, ge=1)
+    cep_queue_limits: str = ""
+    cep_queue_depth_cache_ms: int = Field(1000, ge=0)
+    cep_schedule_hold_after_s: int = Field(300, ge=0)
+    cep_dead_letter_auto_retry: bool = True
 
     mailchimp_api_key: SecretStr | None = None
     mailchimp_server: str | None = None
@@ -125,6 +135,14 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         return _require_scheme(value, REDIS_SCHEMES)
+
+    @field_validator("cep_queue_limits")
+    @classmethod
+    def _queue_limits(cls, value: str) -> str:
+        from cep_automation.queues import parse_limits
+
+        parse_limits(value)  # its ValueError names the malformed entry
+        return value
 
     @field_validator("cep_alert_thresholds")
     @classmethod

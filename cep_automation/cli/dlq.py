@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from cep_automation import options as opt
 from cep_automation.db import connection
 from cep_automation.records import dead_letters
 
@@ -44,8 +45,10 @@ def list_(status: str, queue: str | None, actor: str | None, limit: int, offset:
         if not rows:
             click.echo("no dead letters")
         for r in rows:
-            click.echo(f"{r['id']}\t{r['failed_at']:%Y-%m-%d %H:%M:%S}\t{r['queue']}\t{r['actor']}\t{r['status']}\t"
-                       f"attempts={r['attempts']}\t{r['error_type']}: {r['error_message']}")
+            status = f"{r['status']} ({r['retried_by']})" if r["retried_by"] else r["status"]
+            auto = f"\tauto-retries={r['auto_retries']}" if r["auto_retries"] else ""
+            click.echo(f"{r['id']}\t{r['failed_at']:%Y-%m-%d %H:%M:%S}\t{r['queue']}\t{r['actor']}\t{status}\t"
+                       f"attempts={r['attempts']}{auto}\t{r['error_type']}: {r['error_message']}")
 
     _emit(rows, as_json, render)
 
@@ -57,11 +60,19 @@ def show(letter_id: int, as_json: bool) -> None:
     """Show one dead letter with its payload and traceback."""
     with connection() as conn:
         row = dead_letters.get_letter(conn, letter_id)
+        row["retries"] = dead_letters.retries(conn, letter_id)
 
     def render(r: dict[str, Any]) -> None:
         for name in ("id", "queue", "actor", "message_id", "status", "attempts", "enqueued_at", "failed_at",
-                     "error_type", "error_message", "retried_message_id", "discard_reason"):
+                     "error_type", "error_message", "retried_message_id", "retried_by", "discard_reason"):
             click.echo(f"{name}: {r[name]}")
+        chain = r["options"].get(opt.AUTO_RETRY)
+        if chain:
+            click.echo(f"auto-retry: {chain['count']} automatic retr{'y' if chain['count'] == 1 else 'ies'} since"
+                       f" {chain['since']}")
+        for retry in r["retries"]:
+            click.echo(f"retried: {retry['retried_at']:%Y-%m-%d %H:%M:%S} by {retry['retried_by']} as"
+                       f" {retry['message_id']} (after {retry['error_type']})")
         click.echo("payload: " + json.dumps(r["payload"]))
         click.echo("traceback:\n" + (r["traceback"] or "(none)"))
 

@@ -50,6 +50,15 @@ def waiting_and_delayed() -> dict[tuple[str, str], int]:
     return dict(zip(wanted, pipe.execute(), strict=True))
 
 
+def queue_depth(broker: Any, queue: str) -> int:
+    """Messages in ``queue``'s list and its delay queue's list on ``broker`` (one pipelined round trip): what
+    backpressure counts. Messages being processed are not counted; a worker holds few at a time."""
+    pipe = broker.client.pipeline(transaction=False)
+    pipe.llen(f"{broker.namespace}:{queue}")
+    pipe.llen(f"{broker.namespace}:{dq_name(queue)}")
+    return int(sum(pipe.execute()))
+
+
 def workers_seen(exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Broker processes whose heartbeat is under a minute old, with how many messages each is processing."""
     client, now_ms = get_redis(), int(time.time() * 1000)

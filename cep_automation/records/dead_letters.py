@@ -22,8 +22,18 @@ from cep_automation.errors import CepError, DeadLetterNotFound
 from cep_automation.records.spool import Spool
 
 STATUSES = ("dead", "retried", "discarded")
-__all__ = ["STATUSES", "SPOOL", "DeadLetter", "DeadLetterNotFound", "discard", "flush_spool", "get_letter",
-           "list_letters", "mark_retried", "purge", "record", "retryable", "stats"]
+__all__ = ["STATUSES", "SPOOL", "TRANSIENT_ERROR_TYPES", "DeadLetter", "DeadLetterNotFound", "auto_retry_due",
+           "discard", "flush_spool", "get_letter", "list_letters", "mark_retried", "purge", "record", "retries",
+           "retryable", "stats"]
+
+# Error types (as stored in error_type) of failures that may go away by themselves: a provider's timeout, 5xx or
+# 429 (steps raise TransientError and its subclasses for those), a time limit, a Retry-After too long to park,
+# a retry that could not be enqueued, a service that did not answer. Every other type is permanent for the
+# automatic retry: PermanentError, PayloadError, a poison message (DeliveryLimit), a bug (KeyError …).
+TRANSIENT_ERROR_TYPES = frozenset({
+    "TransientError", "Unconfirmed", "Postponed", "BackupBusy", "ServiceUnavailable", "TimeLimitExceeded",
+    "RetryAfterTooLong", "RetryNotEnqueued",
+})
 
 
 @dataclass
@@ -75,7 +85,8 @@ def list_letters(conn: psycopg.Connection[DictRow], *, status: str | None = "dea
     """Dead letters, newest first, filtered and paged."""
     return conn.execute(
         "SELECT id, queue, actor, message_id, error_type, error_message, attempts, status, failed_at,"
-        " retried_message_id, discard_reason FROM dead_letters"
+        " retried_message_id, retried_by, discard_reason,"
+        " coalesce((options->'cep_auto_retry'->>'count')::int, 0) AS auto_retries FROM dead_letters"
         " WHERE (%(status)s::text IS NULL OR status = %(status)s) AND (%(queue)s::text IS NULL OR queue = %(queue)s)"
         " AND (%(actor)s::text IS NULL OR actor = %(actor)s) ORDER BY failed_at DESC, id DESC"
         " LIMIT %(limit)s OFFSET %(offset)s",
@@ -83,17 +94,19 @@ def list_letters(conn: psycopg.Connection[DictRow], *, status: str | None = "dea
     ).fetchall()
 
 
-def get_letter(conn: psycopg.Connection[DictRow], letter_id: int) -> dict[str, Any]:
-    """Every column of one dead letter; raises :class:`DeadLetterNotFound`."""
-    row = conn.execute("SELECT * FROM dead_letters WHERE id = %s", (letter_id,)).fetchone()
+def get_letter(conn: psycopg.Connection[DictRow], letter_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """Every column of one dead letter (``lock``: locked for this transaction); raises :class:`DeadLetterNotFound`."""
+    row = conn.execute("SELECT * FROM dead_letters WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+                       (letter_id,)).fetchone()
     if row is None:
         raise DeadLetterNotFound(f"no dead letter with id {letter_id}")
     return row
 
 
 def retryable(conn: psycopg.Connection[DictRow], letter_id: int) -> dict[str, Any]:
-    """The dead letter to retry: its actor, payload and job options (without the failed delivery's)."""
-    row = get_letter(conn, letter_id)
+    """The dead letter to retry, locked (an operator's and the automatic retry never both retry it): its
+    actor, payload and job options (without the failed delivery's)."""
+    row = get_letter(conn, letter_id, lock=True)
     if row["status"] != "dead":
         raise CepError(f"dead letter {letter_id} is already {row['status']}; only 'dead' ones can be retried")
     options = {k: v for k, v in row["options"].items() if k not in opt.DELIVERY_OPTIONS}
@@ -102,10 +115,35 @@ def retryable(conn: psycopg.Connection[DictRow], letter_id: int) -> dict[str, An
             "kwargs": row["payload"].get("kwargs", {}), "options": options}
 
 
-def mark_retried(conn: psycopg.Connection[DictRow], letter_id: int, message_id: str) -> None:
-    """Link the dead letter to the message that retries it."""
-    conn.execute("UPDATE dead_letters SET status = 'retried', retried_message_id = %s, updated_at = now()"
-                 " WHERE id = %s", (message_id, letter_id))
+def mark_retried(conn: psycopg.Connection[DictRow], letter_id: int, message_id: str, by: str = "operator") -> None:
+    """Link the dead letter to the message that retries it, and note the retry (``by``: operator or auto)."""
+    row = conn.execute("UPDATE dead_letters SET status = 'retried', retried_message_id = %s, retried_by = %s,"
+                       " updated_at = now() WHERE id = %s RETURNING error_type", (message_id, by, letter_id)).fetchone()
+    conn.execute("INSERT INTO dead_letter_retries (letter_id, message_id, retried_by, error_type)"
+                 " VALUES (%s, %s, %s, %s)", (letter_id, message_id, by, row["error_type"] if row else None))
+
+
+def retries(conn: psycopg.Connection[DictRow], letter_id: int) -> list[dict[str, Any]]:
+    """Every retry of a dead letter, oldest first: when, by whom, as which message."""
+    return conn.execute("SELECT message_id, retried_by, error_type, retried_at FROM dead_letter_retries"
+                        " WHERE letter_id = %s ORDER BY id", (letter_id,)).fetchall()
+
+
+def auto_retry_due(conn: psycopg.Connection[DictRow], queue: str, every_s: int, for_s: int,
+                   limit: int = 500) -> list[dict[str, Any]]:
+    """Dead letters of ``queue`` to retry automatically now, oldest first, locked (another retrier skips them).
+
+    Due: still dead, failed of a transient error at least ``every_s`` ago, and first failed (the chain's first
+    dead letter, kept in the option ``cep_auto_retry``) less than ``for_s`` ago.
+    """
+    return conn.execute(
+        "SELECT id, failed_at, options->'cep_auto_retry' AS auto_retry FROM dead_letters WHERE status = 'dead'"
+        " AND queue = %(queue)s AND error_type = ANY(%(types)s)"
+        " AND failed_at <= now() - make_interval(secs => %(every)s)"
+        " AND coalesce((options->'cep_auto_retry'->>'since')::timestamptz, failed_at)"
+        " > now() - make_interval(secs => %(for)s) ORDER BY failed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
+        {"queue": queue, "types": sorted(TRANSIENT_ERROR_TYPES), "every": every_s, "for": for_s, "limit": limit},
+    ).fetchall()
 
 
 def discard(conn: psycopg.Connection[DictRow], letter_id: int, reason: str) -> None:

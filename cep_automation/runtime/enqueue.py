@@ -7,12 +7,19 @@ message id and ``duplicate=True``) and enqueues. On the Redis broker the claim a
 script (both happen or neither); on other brokers the claim is given back if the enqueue fails.
 The worker validates once more when it processes the message (the ``PayloadValidation``
 middleware), for messages written by an older producer.
+
+Flow control at the door (docs/architecture.md, "Flow control"): a payload over ``CEP_MAX_PAYLOAD_BYTES`` is
+refused here, never at the worker; a queue past its soft limit takes the job deferred, past its hard limit
+refuses it (``runtime/backpressure.py``); a job due further ahead than ``CEP_SCHEDULE_HOLD_AFTER_S``, or
+debounced, is held in PostgreSQL (``records/scheduled_jobs.py``) and comes back through here when it is due.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -20,9 +27,12 @@ import psycopg
 from psycopg.rows import DictRow
 
 from cep_automation import options as opt
-from cep_automation.errors import UnknownJob
-from cep_automation.records import broker_state, dead_letters, idempotency
+from cep_automation.db import connection
+from cep_automation.errors import PayloadTooLarge, UnknownJob
+from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
+from cep_automation.runtime import backpressure, timing
 from cep_automation.runtime.payload import validate
+from cep_automation.settings import get_settings
 
 if TYPE_CHECKING:
     from cep_automation.runtime.actor import CepActor
@@ -37,6 +47,10 @@ class Enqueued:
 
     message: Message
     duplicate: bool
+    run_at: dt.datetime | None = None  # when a job held for later is due
+    held: bool = False  # held in PostgreSQL until then (cancellable), not in Redis
+    deferred_ms: int = 0  # past the queue's soft limit: accepted, due this much later
+    retry_after_s: int | None = None  # … and the caller should slow down for this long
 
     @property
     def message_id(self) -> str:
@@ -73,27 +87,60 @@ def idempotency_key(actor: CepActor, payload: dict[str, Any], options: dict[str,
 
 
 def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args: tuple[Any, ...] = (),
-            delay: int | None = None, strict: bool = False, **options: Any) -> Enqueued:
-    """Validate, claim the idempotency key, enqueue.
+            delay: int | dt.timedelta | None = None, run_at: dt.datetime | None = None,
+            debounce: float | None = None, debounce_key: str | None = None, message_id: str | None = None,
+            released: bool = False, strict: bool = False, **options: Any) -> Enqueued:
+    """Validate, check size and backpressure, then hold for later or claim the idempotency key and enqueue.
 
     Parameters:
       actor: the actor or its job name.
       kwargs, args: the payload.
-      delay: milliseconds before the message becomes due.
+      delay: milliseconds (or a timedelta) before the job is due.
+      run_at: the instant it is due, with a time zone; in the past means now.
+      debounce: seconds of quiet per ``debounce_key`` (default: the job's idempotency key, else its name)
+        after which the job runs once, with the last trigger's payload.
+      message_id: the id to enqueue under (a held job's release keeps the id its caller was given).
+      released: the job comes out of the hold (``runtime/scheduling.py``): never held again.
       strict: validate as JSON Schema would (the HTTP ingress).
       options: message options (``idempotency_key=``, ``scheduled_at=``, ...).
     Raises:
       UnknownJob: no job of that name.
       PayloadError: the payload does not match the job's schema; nothing was enqueued.
+      PayloadTooLarge: the payload is over ``CEP_MAX_PAYLOAD_BYTES``; nothing was enqueued.
+      ScheduleError: a naive ``run_at``, a negative delay, two timings at once.
+      QueueFull: the queue is at its hard limit; nothing was enqueued.
     """
     if isinstance(actor, str):
         actor = actor_named(actor)
     kwargs = dict(kwargs or {})
+    check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
     payload = validate(actor, args, kwargs, strict=strict)
+    when = timing.resolve(run_at, delay, debounce)
     key = idempotency_key(actor, payload, options)
     if key is not None:
         options[opt.IDEMPOTENCY_KEY] = key
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
+    if message_id is not None:
+        message = message.copy(message_id=message_id)
+    if not released and (when.debounce or (when.delay_ms or 0) > get_settings().cep_schedule_hold_after_s * 1000):
+        scope = f"{actor.actor_name}|{debounce_key or key or '*'}" if when.debounce else None
+        return hold(message, when, scope)
+    admission = backpressure.admit(actor.broker, actor.queue_name)
+    delay_ms = when.delay_ms
+    if admission is not None and admission.defer_ms > (delay_ms or 0):
+        delay_ms = admission.defer_ms
+    enqueued = _enqueue(actor, message, delay_ms, key)
+    if admission is None:
+        return enqueued
+    if not enqueued.duplicate:
+        backpressure.counted(actor.broker, actor.queue_name)
+    if admission.defer_ms:
+        return replace(enqueued, deferred_ms=delay_ms or 0, retry_after_s=admission.retry_after_s)
+    return enqueued
+
+
+def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | None) -> Enqueued:
+    """Claim ``key`` (if any) and enqueue ``message``: atomically on Redis, with a give-back elsewhere."""
     if key is None:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
     if broker_state.is_redis(actor.broker):  # the claim and the enqueue in one script
@@ -114,15 +161,46 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
         raise
 
 
-def retry_dead_letter(conn: psycopg.Connection[DictRow], letter_id: int) -> str:
+def check_size(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a payload whose JSON is over ``CEP_MAX_PAYLOAD_BYTES`` (ASCII-escaped, so characters are bytes)."""
+    limit = get_settings().cep_max_payload_bytes
+    size = len(json.dumps([args, kwargs], separators=(",", ":"), default=str))
+    if size > limit:
+        raise PayloadTooLarge(job, size, limit)
+
+
+def hold(message: Message, when: timing.When, debounce_key: str | None) -> Enqueued:
+    """Keep the job in PostgreSQL until it is due (``schedules.release`` enqueues it then)."""
+    assert when.run_at is not None
+    with connection() as conn:
+        message_id, triggers = scheduled_jobs.hold(
+            conn, message_id=message.message_id, actor=message.actor_name, queue=message.queue_name,
+            payload={"args": list(message.args), "kwargs": message.kwargs}, options=message.options,
+            run_at=when.run_at, debounce_key=debounce_key)
+    logger.info("Holding %s %s until %s%s", message.actor_name, message_id, when.run_at.isoformat(),
+                f" (debounce key {debounce_key!r}, trigger {triggers})" if debounce_key else "")
+    return Enqueued(message.copy(message_id=message_id), duplicate=triggers > 1, run_at=when.run_at, held=True)
+
+
+def cancel(message_id: str) -> None:
+    """Cancel a job held for later; raises :class:`ScheduledJobNotFound` saying why when it cannot be."""
+    with connection() as conn:
+        scheduled_jobs.cancel(conn, message_id)
+    logger.info("Cancelled scheduled job %s", message_id)
+
+
+def retry_dead_letter(conn: psycopg.Connection[DictRow], letter_id: int, *, by: str = "operator",
+                      options: dict[str, Any] | None = None) -> str:
     """Enqueue a dead letter's payload again under the same idempotency key; returns the new message id.
 
     The dead message still holds its key's enqueue claim: it is handed over to the retry (released
-    only if the dead message is still its holder), so the retry is not taken for a duplicate.
+    only if the dead message is still its holder), so the retry is not taken for a duplicate. ``by`` (operator
+    or auto) is noted with the retry; ``options`` are added to the retry's message options.
     """
     letter = dead_letters.retryable(conn, letter_id)
     if key := letter["options"].get(opt.IDEMPOTENCY_KEY):
         idempotency.release_enqueue(key, letter["message_id"])
-    enqueued = enqueue(letter["actor"], letter["kwargs"], args=letter["args"], **letter["options"])
-    dead_letters.mark_retried(conn, letter_id, enqueued.message_id)
+    options = {**letter["options"], **(options or {})}
+    enqueued = enqueue(letter["actor"], letter["kwargs"], args=letter["args"], **options)
+    dead_letters.mark_retried(conn, letter_id, enqueued.message_id, by)
     return enqueued.message_id

@@ -53,7 +53,9 @@ def letters(request: Request) -> Response:
 
 def read_letter(letter_id: int) -> dict[str, Any]:
     with connection() as conn:
-        return dead_letters.get_letter(conn, letter_id)
+        row = dead_letters.get_letter(conn, letter_id)
+        row["retries"] = dead_letters.retries(conn, letter_id)
+        return row
 
 
 def letter(request: Request) -> Response:

@@ -17,12 +17,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cep_automation.errors import PayloadError, ServiceUnavailable, UnknownJob
+from cep_automation.errors import (
+    PayloadError,
+    PayloadTooLarge,
+    QueueFull,
+    ScheduleError,
+    ServiceUnavailable,
+    UnknownJob,
+)
 from cep_automation.records.job_state import get_job
 from cep_automation.redact import redact
 from cep_automation.runtime.actor import CepActor
 from cep_automation.runtime.enqueue import actor_named, job_names
 from cep_automation.runtime.enqueue import enqueue as enqueue_job
+from cep_automation.web import scheduling_api
 from cep_automation.web.errors import ApiError
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces, like Stripe's keys
@@ -69,30 +77,51 @@ def scoped_key(actor: str, header: str | None) -> str | None:
     return f"api:{actor}:{header}"
 
 
-def send(actor: CepActor, payload: dict[str, Any], idempotency_key: str | None) -> Response:
-    """Validate (as the document says, so strictly) and enqueue; blocking (Redis), so run in the thread pool."""
+def send(actor: CepActor, payload: dict[str, Any], idempotency_key: str | None,
+         timing: dict[str, Any] | None = None) -> Response:
+    """Validate (as the document says, so strictly) and enqueue; blocking (Redis), so run in the thread pool.
+
+    202 when accepted; 429 with ``Retry-After`` when accepted but deferred (the queue is past its soft limit:
+    slow down); 503 with ``Retry-After`` when the queue is full, 413 when the payload is too large (nothing
+    enqueued); 400 for a bad timing (``ScheduleError``).
+    """
     options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
     try:
-        enqueued = enqueue_job(actor, payload, strict=True, **options)
+        enqueued = enqueue_job(actor, payload, strict=True, **options, **(timing or {}))
     except PayloadError as exc:
         raise ApiError(422, f"invalid payload for {actor.actor_name}", errors=exc.errors) from None
+    except PayloadTooLarge as exc:
+        raise ApiError(413, str(exc), size=exc.size, limit=exc.limit) from None
+    except ScheduleError as exc:
+        raise ApiError(400, str(exc)) from None
+    except QueueFull as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}, queue=exc.queue,
+                       depth=exc.depth, limit=exc.limit) from None
     except (redis.RedisError, ServiceUnavailable) as exc:
         raise ApiError(503, f"the queue is unavailable, nothing was enqueued: {type(exc).__name__}") from None
     body = {"message_id": enqueued.message_id, "actor": actor.actor_name, "queue": actor.queue_name,
             "deduplicated": enqueued.duplicate}
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{enqueued.message_id}"})
+    headers = {"Location": f"/v1/jobs/{enqueued.message_id}"}
+    if enqueued.held and enqueued.run_at is not None:
+        body.update(scheduled=True, run_at=enqueued.run_at.isoformat())
+    if enqueued.retry_after_s is not None:  # accepted, but the queue is past its soft limit: slow down
+        body.update(deferred_s=enqueued.deferred_ms / 1000,
+                    error=f"queue {actor.queue_name!r} is busy: accepted, deferred; slow down")
+        return JSONResponse(body, status_code=429, headers={**headers, "Retry-After": str(enqueued.retry_after_s)})
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 async def enqueue(request: Request) -> Response:
     actor = declared_actor(request.path_params["name"])
+    timing = scheduling_api.timing_options(request)
     payload = await json_object(request)
     idempotency_key = scoped_key(actor.actor_name, request.headers.get("idempotency-key"))
-    return await run_in_threadpool(send, actor, payload, idempotency_key)
+    return await run_in_threadpool(send, actor, payload, idempotency_key, timing)
 
 
 def allowed_methods(name: str) -> str:
     """``Allow`` for ``/v1/jobs/<name>``: a job name takes POST, anything else is a message id to GET."""
-    return "POST" if name in job_names() else "GET, HEAD"
+    return "POST" if name in job_names() else "GET, HEAD, DELETE"
 
 
 async def dispatch(request: Request) -> Response:
@@ -105,6 +134,8 @@ async def dispatch(request: Request) -> Response:
         if MESSAGE_ID.match(request.path_params["name"]):
             await job_wait.until_ended(request.path_params["name"], request.query_params.get("wait"))
         return await run_in_threadpool(job_status, request)
+    if request.method == "DELETE":
+        return await run_in_threadpool(scheduling_api.cancel, request)
     raise ApiError(405, "Method Not Allowed", headers={"Allow": allowed_methods(request.path_params["name"])})
 
 
@@ -116,6 +147,9 @@ def job_status(request: Request) -> Response:
     except redis.RedisError as exc:
         raise ApiError(503, f"job state is unavailable: {type(exc).__name__}") from None
     if info is None:
+        held = scheduling_api.scheduled_status(message_id) if MESSAGE_ID.match(message_id) else None
+        if held is not None:
+            return JSONResponse(held, headers={"Cache-Control": "no-store"})
         raise ApiError(404, f"no job {message_id!r} (unknown, or older than its retention)")
     data = info.asdict()
     data.update(log=[redact(line) for line in info.log], error=redact(info.error))

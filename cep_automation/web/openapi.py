@@ -29,7 +29,8 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 
 def errors(*codes: int) -> dict[str, Any]:
     words = {400: "Malformed request", 401: "Missing or wrong token", 403: "Forbidden", 404: "Not found",
-             413: "Body too large", 422: "Invalid payload", 503: "Unavailable (token unset, or Redis down)"}
+             409: "Conflict (e.g. a scheduled job already released)", 413: "Body or payload too large",
+             422: "Invalid payload", 503: "Unavailable (token unset, Redis down, or the queue full: Retry-After)"}
     return {str(code): {"description": words[code], "content": json_content(ref("Error"))} for code in codes}
 
 
@@ -39,9 +40,12 @@ COMMON_SCHEMAS: dict[str, Any] = {
         "known_jobs": {"type": "array", "items": {"type": "string"}}}},
     "JobAccepted": {"type": "object", "required": ["message_id", "actor", "queue", "deduplicated"], "properties": {
         "message_id": {"type": "string"}, "actor": {"type": "string"}, "queue": {"type": "string"},
-        "deduplicated": {"type": "boolean"}}},
+        "deduplicated": {"type": "boolean"}, "scheduled": {"type": "boolean"},
+        "run_at": {"type": "string", "format": "date-time"}, "deferred_s": {"type": "number"},
+        "error": {"type": "string"}}},
     "Job": {"type": "object", "required": ["message_id", "state", "progress", "log"], "properties": {
-        "message_id": {"type": "string"}, "state": {"enum": list(STATES)}, "actor": {"type": "string"},
+        "message_id": {"type": "string"}, "state": {"enum": [*STATES, "scheduled", "cancelled"]},
+        "actor": {"type": "string"}, "run_at": {"type": "string", "format": "date-time"},
         "queue": {"type": "string"}, "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "attempt": {"type": "integer"}, "result": {}, "error": {"type": "string"},
         "log": {"type": "array", "items": {"type": "string"}}, "updated_at": {"type": "number"}}},
@@ -91,6 +95,14 @@ def signature_schema(actor: Any) -> dict[str, Any]:
             "additionalProperties": any(p.kind is p.VAR_KEYWORD for p in parameters)}
 
 
+# Described in words, not as parameters: they exclude one another (one of the three), which a parameter list
+# cannot say, and a generated request combining them would be a "valid" request answered 400.
+TIMING = ("Query parameters, at most one of: `run_at` (ISO 8601 instant with its offset), `delay` (seconds from"
+          " now), `debounce` (seconds of quiet; with `debounce_key`). A job due beyond CEP_SCHEDULE_HOLD_AFTER_S,"
+          " or debounced, is held until then (`scheduled: true`) and can be cancelled with DELETE /v1/jobs/{id}."
+          " Bad timing: 400.")
+
+
 def enqueue_operation(actor: Any, schema: PayloadRef | None) -> dict[str, Any]:
     """``POST /v1/jobs/<actor>``; a payload with required fields needs a body."""
     body = ref(schema[0]) if schema else signature_schema(actor)
@@ -100,10 +112,14 @@ def enqueue_operation(actor: Any, schema: PayloadRef | None) -> dict[str, Any]:
         "summary": f"Enqueue {actor.actor_name} (queue {actor.queue_name})",
         "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                         "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern}}],
+        "description": TIMING,
         "requestBody": {"required": needs_body, "content": json_content(body)},
-        "responses": {"202": {"description": "Enqueued (or the message already holding the key)",
+        "responses": {"202": {"description": "Enqueued, or held until run_at (or the message already holding the key)",
+                              "content": json_content(ref("JobAccepted"))},
+                      "429": {"description": "Accepted but deferred: the queue is busy, slow down (Retry-After)",
                               "content": json_content(ref("JobAccepted"))},
                       **errors(400, 401, 413, 422, 503)}}}
+
 
 
 def fixed_paths() -> dict[str, Any]:
@@ -123,7 +139,12 @@ def fixed_paths() -> dict[str, Any]:
             "operationId": "job_status", "summary": "State, progress, log lines, result and error of a job",
             "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "The job", "content": json_content(ref("Job"))},
-                          **errors(401, 404, 503)}}},
+                          **errors(401, 404, 503)}},
+            "delete": {
+            "operationId": "cancel_job", "summary": "Cancel a job held for later (run_at, delay or debounce)",
+            "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "Cancelled", "content": json_content({"type": "object"})},
+                          **errors(401, 404, 409, 503)}}},
         "/webhooks/meta/leads": webhook_path(public, text),
         "/webhooks/whatsapp": webhook_path(public, text, "whatsapp_webhook", "StatusResult"),
     }
