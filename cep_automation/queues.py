@@ -115,8 +115,8 @@ class QueueRules:
 # Sized for CEP: a few hundred leads a day, bursts of a Meta backfill or a CSV import of a few thousand.
 QUEUE_RULES: dict[str, QueueRules] = {
     "leads": QueueRules(10_000, 50_000, retry_after_s=5),
-    "campaigns": QueueRules(1_000, 5_000),
-    "stats": QueueRules(1_000, 5_000),
+    "campaigns": QueueRules(5_000, 20_000),
+    "stats": QueueRules(5_000, 20_000),
     "llm": QueueRules(200, 1_000, retry_after_s=60),
     "backup": QueueRules(5, 20, retry_after_s=300),
 }

@@ -26,6 +26,9 @@ class When:
     debounce: bool = False
 
 
+NOW = When()
+
+
 def parse_instant(text: str, name: str = "run_at") -> dt.datetime:
     """An ISO 8601 instant with its offset (``2026-12-07T09:00:00+01:00``, ``…Z``); naive text is refused."""
     try:
@@ -66,6 +69,8 @@ def aware(value: dt.datetime, name: str = "run_at") -> dt.datetime:
 def resolve(run_at: dt.datetime | None, delay: int | dt.timedelta | None, debounce: float | None,
             now: dt.datetime | None = None) -> When:
     """Check the three and say when the job is due; raises :class:`ScheduleError` naming the bad one."""
+    if run_at is None and delay is None and debounce is None:
+        return NOW  # the hot path: most jobs are for now
     given = [name for name, value in (("run_at", run_at), ("delay", delay), ("debounce", debounce))
              if value is not None]
     if len(given) > 1:
@@ -81,7 +86,7 @@ def resolve(run_at: dt.datetime | None, delay: int | dt.timedelta | None, deboun
         seconds(delay_s, "delay")
         run_at = now + dt.timedelta(seconds=delay_s)
     elif run_at is None:
-        return When()
+        return NOW
     run_at = aware(run_at)
     if run_at - now > MAX_HORIZON:
         raise ScheduleError(f"run_at {run_at.isoformat()} is more than {MAX_HORIZON.days} days ahead")
