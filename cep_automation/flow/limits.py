@@ -21,6 +21,7 @@ from cep_automation.errors import Postponed
 from cep_automation.flow import concurrency, throttle
 
 MAX_POLL_S = 0.25  # a waiting caller looks again at least this often (a slot may free early)
+RECHECK_S = 1.0  # a full concurrency limit is worth a new look this soon: a lease's end is only the latest
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def hold(limit: Limit, bucket: str, *, cost: int = 1, wait_s: float | None = Non
     started = time.monotonic()
     deadline = started + (limit.wait_s if wait_s is None else wait_s)
     while True:
-        wait = _try(limit, bucket, holder, cost)
+        wait = try_once(limit, bucket, holder, cost)
         if wait is None:
             break
         left = deadline - time.monotonic()
@@ -81,12 +82,12 @@ def hold(limit: Limit, bucket: str, *, cost: int = 1, wait_s: float | None = Non
             concurrency.release(limit.name, bucket, holder)
 
 
-def _try(limit: Limit, bucket: str, holder: str, cost: int) -> float | None:
+def try_once(limit: Limit, bucket: str, holder: str, cost: int = 1) -> float | None:
     """Take the limit's slots now: None, or seconds until a try could succeed (nothing is kept on failure)."""
     if limit.concurrency is not None:
         taken, wait = concurrency.try_take(limit.name, bucket, holder, most=limit.concurrency, lease_s=limit.lease_s)
-        if not taken:
-            return wait
+        if not taken:  # a holder usually ends long before its lease does
+            return min(wait, RECHECK_S)
     if limit.rate is not None:
         verdict = throttle.try_rate(limit.name, bucket, rate=limit.rate, period_s=limit.period_s, burst=limit.burst,
                                     cost=cost)

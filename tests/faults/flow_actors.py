@@ -1,0 +1,41 @@
+"""Actors with declared limits, loaded by the worker processes of ``test_flow_limits.py``::
+
+    dramatiq cep_automation.actors flow_actors --queues leads
+
+Each run notes in Redis how many runs of its key were going on when it started, so the test can see whether a
+limit held across processes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dramatiq
+
+from cep_automation.db.redis_client import get_redis, key
+from cep_automation.flow import Limit
+from cep_automation.flow.per_key import PerKey
+
+
+def note_run(name: str, bucket: str, n: int, hold_s: float) -> None:
+    client = get_redis()
+    running = key("test", "flow", name, "running", bucket)
+    client.rpush(key("test", "flow", name, "seen", bucket), client.incr(running))
+    client.rpush(key("test", "flow", name, "started"), f"{time.time():.3f}")
+    time.sleep(hold_s)
+    client.decr(running)
+    client.rpush(key("test", "flow", name, "done"), f"{bucket}:{n}")
+
+
+@dramatiq.actor(actor_name="faults.one_per_campus", queue_name="leads", max_retries=0, time_limit=30_000,
+                limits=[PerKey(Limit("faults.one_per_campus", concurrency=1), key="campus:{campus_id}")])
+def one_per_campus(campus_id: int, n: int, hold_s: float = 0.2) -> None:
+    """At most one run per campus at a time, whichever process runs it; no retries: a postponement is free."""
+    note_run("one_per_campus", f"campus:{campus_id}", n, hold_s)
+
+
+@dramatiq.actor(actor_name="faults.paced", queue_name="leads", max_retries=0, time_limit=30_000,
+                limits=[PerKey(Limit("faults.paced", rate=5, period_s=1, burst=1), key="account")])
+def paced(account: str, n: int) -> None:
+    """Five runs a second per account, shared by every process."""
+    note_run("paced", account, n, 0.0)
