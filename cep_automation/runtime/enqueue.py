@@ -163,6 +163,8 @@ def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | No
 
 def check_size(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Refuse a payload whose JSON is over ``CEP_MAX_PAYLOAD_BYTES`` (ASCII-escaped, so characters are bytes)."""
+    if not args and not kwargs:
+        return
     limit = get_settings().cep_max_payload_bytes
     size = len(json.dumps([args, kwargs], separators=(",", ":"), default=str))
     if size > limit:
