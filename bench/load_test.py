@@ -153,9 +153,10 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="wait for the backlog after the load, s")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare-Dramatiq run")
     parser.add_argument("--whatsapp-rate-limit", type=int, default=80, help="WHATSAPP_RATE_LIMIT (default 80)")
+    parser.add_argument("--api-latency-ms", type=float, default=0.0, help="added to every fake answer (default 0)")
     args = parser.parse_args()
     print(f"before: {machine_line()}", file=sys.stderr)
-    with bench_services(args.whatsapp_rate_limit) as (services, sandbox):
+    with bench_services(args.whatsapp_rate_limit, args.api_latency_ms) as (services, sandbox):
         status = run(services, sandbox, args)
     print(f"after: {machine_line()}", file=sys.stderr)
     return status

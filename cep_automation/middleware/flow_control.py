@@ -19,6 +19,7 @@ from dramatiq import Middleware
 from dramatiq.middleware import MiddlewareError
 from dramatiq.rate_limits import RateLimitExceeded
 
+from cep_automation.broker import acks
 from cep_automation.errors import Postponed
 from cep_automation.flow import concurrency
 from cep_automation.flow.limits import try_once
@@ -69,16 +70,27 @@ class FlowControl(Middleware):
 
     def after_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *,
                               result: Any = None, exception: Any = None) -> None:
-        self._end(message.message_id)
+        self._end(broker, message)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        self._end(message.message_id)
+        self._end(broker, message)
 
-    def _end(self, message_id: str) -> None:
+    def _end(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        """Free the job's slots: with its ack, in the same round trip, where the broker batches acks."""
         with self._lock:
-            taken = self._held.pop(message_id, None)
-        if taken:
-            self._free(taken, message_id)
+            taken = self._held.pop(message.message_id, None)
+        if not taken:
+            return
+        slots = [concurrency.holders_key(per_key.limit.name, bucket) for per_key, bucket in taken
+                 if per_key.limit.concurrency is not None]
+        holder = message.message_id
+
+        def release(pipe: Any) -> None:
+            for name in slots:
+                pipe.zrem(name, holder)
+
+        if slots and not acks.after_ack(broker, message, release):
+            self._free(taken, holder)
 
     @staticmethod
     def _free(taken: list[tuple[PerKey, str]], holder: str) -> None:
