@@ -107,15 +107,21 @@ def append_log(message_id: str, line: str) -> None:
     writer.submit(LogAppend(log_key, [entry], MAX_LOG_LINES, KEEP_FAILED_S))
 
 
-def scan_jobs(limit: int) -> dict[str, dict[str, Any]]:
-    """Up to ``limit`` job records found in Redis (a bounded scan), by message id: state, actor, queue, progress."""
-    client, prefix = get_redis(), key("job", "")
-    names = []
-    for name in client.scan_iter(match=prefix + "*", count=500):
+def _job_keys(limit: int, count: int = 500) -> list[bytes]:
+    """Up to ``limit`` job record keys (not their logs), by a bounded scan."""
+    names: list[bytes] = []
+    for name in get_redis().scan_iter(match=key("job", "") + "*", count=count):
         if not name.endswith(b":log"):
             names.append(name)
         if len(names) >= limit:
             break
+    return names
+
+
+def scan_jobs(limit: int) -> dict[str, dict[str, Any]]:
+    """Up to ``limit`` job records found in Redis (a bounded scan), by message id: state, actor, queue, progress."""
+    client, prefix = get_redis(), key("job", "")
+    names = _job_keys(limit)
     pipe = client.pipeline()
     for name in names:
         pipe.hmget(name, "state", "actor", "queue", "progress", "updated_at")
@@ -136,13 +142,8 @@ def clean(state: str, older_than_s: float, *, limit: int = 100_000) -> int:
     """
     if state not in STATES:
         raise ValueError(f"unknown job state {state!r}")
-    client, prefix, cutoff = get_redis(), key("job", ""), now() - older_than_s
-    names: list[bytes] = []
-    for name in client.scan_iter(match=prefix + "*", count=1000):
-        if not name.endswith(b":log"):
-            names.append(name)
-        if len(names) >= limit:
-            break
+    client, cutoff = get_redis(), now() - older_than_s
+    names = _job_keys(limit, count=1000)
     pipe = client.pipeline()
     for name in names:
         pipe.hmget(name, "state", "updated_at")
