@@ -15,6 +15,7 @@ Hierarchy::
     ├── TransientError         worth retrying (timeout, 429, 5xx); may carry retry_after
     │   ├── Unconfirmed        a send that may have reached the provider (read timeout): check before repeating
     │   ├── Postponed          not a failure: the job waits (e.g. for a provider's confirmation), no attempt used
+    │   │   └── OverBudget     a daily spend cap is reached: the job waits until the next day (Europe/Madrid)
     │   └── BackupBusy         another backup holds the lock; this one runs later
     └── PermanentError         never worth retrying (invalid phone, unknown list)
         └── PayloadError       a job payload does not match its schema
@@ -101,6 +102,10 @@ class Unconfirmed(TransientError):
 
 class Postponed(TransientError):
     """The job must wait (for a provider's confirmation, say); its retry does not use up an attempt."""
+
+
+class OverBudget(Postponed):
+    """A daily spend cap is reached; the job waits until the cap's day is over (``retry_after``)."""
 
 
 class BackupBusy(TransientError):

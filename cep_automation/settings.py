@@ -32,6 +32,7 @@ HINTS = {
                             "QueueDepthHigh:leads.limit=500,PoolDown.for_s=300",
     "CEP_QUEUE_LIMITS": "QUEUE=SOFT/HARD pairs separated by commas, e.g. leads=5000/20000,llm=100/500",
     "CEP_MAX_PAYLOAD_BYTES": "a whole number of bytes, at least 1 (262144 = 256 KiB)",
+    "CEP_SPEND_BUDGETS": "PROVIDER=EUROS or PROVIDER=Nunits pairs separated by commas, e.g. whatsapp=20,miami=500units",
 }
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", sentinel_url.SCHEME)
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
     cep_media_dir: str | None = None
     llm_api_base: str | None = None
     llm_default_model: str = "gpt-4"
+    # Spend caps (docs/architecture.md, "Spend caps"): LLM calls per day (Europe/Madrid) in euros and tokens (0: no
+    # cap), the USD → EUR rate of providers that price in dollars, and daily budgets of other paid APIs
+    # ("whatsapp=20,miami=500units": euros, or units the integration counts).
+    llm_daily_cap_eur: float = Field(25.0, ge=0)
+    llm_daily_cap_tokens: int = Field(2_000_000, ge=0)
+    cep_usd_eur_rate: float = Field(0.86, gt=0)
+    cep_spend_budgets: str = ""
     cep_alert_webhook_url: str | None = None
     cep_alert_email_to: str | None = None
     cep_alert_collapse_s: int = Field(600, ge=0)
@@ -152,6 +160,14 @@ class Settings(BaseSettings):
         overridden(value)  # its ValueError names the malformed entry
         return value
 
+    @field_validator("cep_spend_budgets")
+    @classmethod
+    def _spend_budgets(cls, value: str) -> str:
+        from cep_automation.runtime.spend import parse_budgets
+
+        parse_budgets(value)  # its ValueError names the malformed entry
+        return value
+
     @field_validator("cep_metrics_host")
     @classmethod
     def _metrics_host(cls, value: str) -> str:
@@ -186,11 +202,21 @@ def _require_scheme(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+# RabbitMQ carries only the queues: what our middleware and actors keep beside them lives in Redis.
+REDIS_BESIDE_RABBITMQ = ("REDIS_URL is not set: with BROKER_URL=amqp://… RabbitMQ carries the queues, but idempotency "
+                         "keys, flow-control limits, job state, the effects ledger's notes and the alert state still "
+                         "live in Redis; set REDIS_URL too")
+
+
 def _describe(error: ErrorDetails) -> str:
     name = str(error["loc"][0]).upper() if error["loc"] else "settings"
     hint = HINTS.get(name)
     msg = str(error["msg"]).removeprefix("Value error, ")
     what = "is not set" if error["type"] == "missing" else f"is invalid ({msg})"
+    given = error.get("input")
+    if name == "REDIS_URL" and error["type"] == "missing" and isinstance(given, dict) \
+            and str(given.get("broker_url", "")).startswith(("amqp://", "amqps://")):
+        return f"{REDIS_BESIDE_RABBITMQ}; expected {hint}"
     return f"{name} {what}" + (f"; expected {hint}" if hint else "")
 
 

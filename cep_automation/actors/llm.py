@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from cep_automation.db import connection
 from cep_automation.domain import course_content
 from cep_automation.domain.pdf import parse_pdf
-from cep_automation.errors import PermanentError
-from cep_automation.plugins.kinds import LLM
+from cep_automation.errors import PermanentError, Postponed
+from cep_automation.plugins.kinds import LLM, Completion
 from cep_automation.queues import policy
-from cep_automation.runtime import integrations
+from cep_automation.runtime import integrations, spend
 from cep_automation.runtime.actor import job
 from cep_automation.runtime.job import JobHandle, current_job
 from cep_automation.settings import get_settings
@@ -43,15 +43,26 @@ def last_attempt() -> bool:
     return retries >= policy("llm.ingest").max_retries
 
 
+def ask(llm: LLM, model: str, system: str, prompt: str, handle: JobHandle) -> Completion:
+    """One LLM call within the daily caps: checked before, charged as soon as it answers."""
+    spend.check(kind=spend.LLM)
+    answer = llm.complete_json(model, system, prompt)
+    provider = answer.model.partition("/")[0] if "/" in answer.model else llm.name
+    spend.charge(provider, answer.model, kind=spend.LLM, usd=answer.cost_usd,
+                 tokens=answer.prompt_tokens + answer.completion_tokens, job="llm.ingest", message_id=handle.message_id)
+    return answer
+
+
 def ingest(upload: dict[str, Any], model: str, handle: JobHandle) -> dict[str, Any]:
     llm = integrations.require(LLM, doing="ask a language model")
+    spend.check(kind=spend.LLM)  # before parsing: a job over the cap waits without doing any work
     parsed = parse_pdf(upload["file_path"])
     handle.log(f"PDF parsed: {parsed.pages} pages, {len(parsed.text)} characters, {parsed.tables} tables")
     handle.progress(30)
-    first = llm.complete_json(model, course_content.COURSE_SYSTEM, course_content.course_prompt(parsed.text))
+    first = ask(llm, model, course_content.COURSE_SYSTEM, course_content.course_prompt(parsed.text), handle)
     course = course_content.checked(course_content.CourseData, first.data, "course data")
     handle.progress(60)
-    second = llm.complete_json(model, course_content.ADS_SYSTEM, course_content.ads_prompt(course))
+    second = ask(llm, model, course_content.ADS_SYSTEM, course_content.ads_prompt(course), handle)
     ads = course_content.checked(course_content.AdSet, second.data, "ad copy")
     handle.progress(80)
     return {"course": course.model_dump(), "ads": ads.model_dump()["ads"], "pages": parsed.pages,
@@ -78,6 +89,9 @@ def llm_ingest(upload_id: str, course_id: int | None = None, model: str | None =
     handle.progress(10)
     try:
         result = ingest(upload, model, handle)
+    except Postponed as exc:  # waiting (a daily cap, a provider's rate) is not failing
+        set_upload(upload["id"], status="processing", error=f"waiting: {exc}")
+        raise
     except Exception as exc:
         final = isinstance(exc, PermanentError) or last_attempt()
         set_upload(upload["id"], status="failed" if final else "processing",

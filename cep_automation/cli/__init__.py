@@ -7,7 +7,7 @@ import sys
 import click
 
 from cep_automation import log_redaction
-from cep_automation.cli import db, dlq, gdpr, jobs, plugins, run, serve
+from cep_automation.cli import db, dlq, gdpr, jobs, plugins, run, serve, spend
 from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
@@ -28,6 +28,7 @@ cli.add_command(run.worker)
 cli.add_command(run.scheduler)
 cli.add_command(dev_module.dev)
 cli.add_command(serve.serve)
+cli.add_command(spend.spend_command)
 
 
 def _register_plugin_commands() -> None:

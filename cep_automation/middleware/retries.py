@@ -126,7 +126,7 @@ class Retries(Middleware):
         """The delay of the ``retry``-th retry; None (and the reason in the message) when it is too long."""
         if isinstance(exception, Retry) and exception.delay is not None:
             cap_s = get_settings().cep_max_retry_after_s
-            if exception.delay > cap_s * 1000:
+            if exception.delay > cap_s * 1000 and not isinstance(exception, Postponed):  # our own waits: no cap
                 message.options[opt.ERROR] = {
                     "type": "RetryAfterTooLong",
                     "message": f"{type(exception).__name__}: {exception} — the provider asked to retry in "
