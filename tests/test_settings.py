@@ -46,6 +46,15 @@ def test_broker_url_defaults_to_redis_url():
     assert amqp.effective_broker_url.startswith("amqp://")
 
 
+def test_rabbitmq_without_redis_says_what_redis_is_still_needed_for(monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(SettingsError) as error:
+        load_settings(_env_file=None, broker_url="amqp://guest:guest@127.0.0.1:5672/", database_url="postgresql://u@h/db")
+    message = str(error.value)
+    assert "REDIS_URL is not set: with BROKER_URL=amqp://… RabbitMQ carries the queues, but idempotency keys" in message
+    assert "flow-control limits, job state" in message and "set REDIS_URL too" in message
+
+
 def test_secrets_do_not_print():
     settings = load_settings(_env_file=None, whatsapp_access_token="EAAGtopsecret", **GOOD)
     assert "EAAGtopsecret" not in repr(settings) and "EAAGtopsecret" not in str(settings.model_dump())

@@ -89,9 +89,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     if url.startswith("stub://"):
         broker = StubBroker(middleware=[])
     elif url.startswith(("amqp://", "amqps://")):
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        from cep_automation.broker.rabbitmq import NamespacedRabbitmqBroker
 
-        broker = RabbitmqBroker(url=url, middleware=[])
+        # Confirmed publishes: an enqueue (a retry too) returns only once RabbitMQ has the message.
+        broker = NamespacedRabbitmqBroker(url=url, namespace=settings.cep_namespace, confirm_delivery=True,
+                                          middleware=[])
     else:
         from dramatiq.brokers.redis import RedisBroker
 

@@ -26,7 +26,7 @@ TIDY_EVERY_SWEEPS = 30  # Dramatiq's maintenance on every queue (expired rejecte
 
 
 class BrokerMaintenance(Middleware):
-    """Runs :func:`cep_automation.records.broker_state.requeue_dead_workers` on a timer (Redis broker only).
+    """Runs :func:`cep_automation.records.broker_state.requeue_dead_workers` on a timer (Redis and RabbitMQ).
 
     Parameters:
       every_s: seconds between two sweeps.
@@ -37,8 +37,8 @@ class BrokerMaintenance(Middleware):
         self._stop = threading.Event()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if not broker_state.is_redis(broker):  # RabbitMQ redelivers on its own; the stub broker has no workers
-            return
+        if not (broker_state.is_redis(broker) or broker_state.is_rabbitmq(broker)):  # the stub broker: no workers
+            return  # on RabbitMQ the sweep only notes the worker alive: RabbitMQ redelivers on its own
         self._stop.clear()
         threading.Thread(target=self._loop, args=(broker,), name="cep-requeue-sweep", daemon=True).start()
 

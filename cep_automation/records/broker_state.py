@@ -1,10 +1,12 @@
-"""What the Dramatiq Redis broker holds, read in one place: queues, delay queues, acks and heartbeats.
+"""What the broker holds, read in one place: queues, delay queues, acks and heartbeats.
 
-These keys are Dramatiq's layout, not ours (``<namespace>:<queue>`` is the list of waiting ids,
+On Redis these keys are Dramatiq's layout, not ours (``<namespace>:<queue>`` is the list of waiting ids,
 ``<queue>.msgs`` the payloads, ``.DQ`` the delay queue, ``__acks__.<worker>.<queue>`` what a worker
-holds, ``__heartbeats__`` a sorted set of worker ids by last beat). The dashboard, the health check
-and ``queue_length`` read them through this module only, so a Dramatiq upgrade that changes them
-has one place to mend.
+holds, ``__heartbeats__`` a sorted set of worker ids by last beat). On RabbitMQ (``BROKER_URL=amqp://…``)
+the counts come from passive queue declarations (``records/rabbitmq_state.py``); what RabbitMQ does not tell
+without its management plugin (messages a worker holds, payloads, ages) reads as nothing held. The dashboard,
+the health check, ``queue_length``, the alert measures and backpressure read the broker through this module
+only, so a Dramatiq upgrade that changes a layout has one place to mend.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dramatiq.common import current_millis, dq_name
 
 from cep_automation.db.redis_client import as_text, get_redis, key, lua
 from cep_automation.queues import POLICIES
+from cep_automation.records import rabbitmq_state
 from cep_automation.settings import get_settings
 
 HEARTBEAT_WINDOW_MS = 60_000
@@ -28,6 +31,19 @@ def is_redis(broker: Any) -> bool:
     from dramatiq.brokers.redis import RedisBroker
 
     return isinstance(broker, RedisBroker)
+
+
+def is_rabbitmq(broker: Any) -> bool:
+    """Whether ``broker`` is our namespaced RabbitMQ broker (``BROKER_URL=amqp://…``)."""
+    from cep_automation.broker.rabbitmq import NamespacedRabbitmqBroker
+
+    return isinstance(broker, NamespacedRabbitmqBroker)
+
+
+def _rabbitmq_url() -> str | None:
+    """The broker's URL when the settings name RabbitMQ, else None (Redis)."""
+    url = get_settings().effective_broker_url
+    return url if uses_rabbitmq(url) else None
 
 
 def queue_names() -> list[str]:
@@ -41,7 +57,10 @@ def broker_key(*parts: str) -> str:
 
 
 def waiting_and_delayed() -> dict[tuple[str, str], int]:
-    """(queue, "waiting"|"delayed") → messages in the broker's queue lists, one pipelined round trip."""
+    """(queue, "waiting"|"delayed") → messages in the broker's queues and delay queues, one round trip on Redis
+    (its lists), one connection on RabbitMQ (its ready messages)."""
+    if (url := _rabbitmq_url()) is not None:
+        return rabbitmq_state.waiting_and_delayed(url, get_settings().cep_namespace, queue_names())
     pipe, wanted = get_redis().pipeline(), []
     for queue in queue_names():
         for state, suffix in (("waiting", ""), ("delayed", ".DQ")):
@@ -53,6 +72,8 @@ def waiting_and_delayed() -> dict[tuple[str, str], int]:
 def queue_depth(broker: Any, queue: str) -> int:
     """Messages in ``queue``'s list and its delay queue's list on ``broker`` (one pipelined round trip): what
     backpressure counts. Messages being processed are not counted; a worker holds few at a time."""
+    if is_rabbitmq(broker):
+        return rabbitmq_state.queue_depth(broker, queue)
     pipe = broker.client.pipeline(transaction=False)
     pipe.llen(f"{broker.namespace}:{queue}")
     pipe.llen(f"{broker.namespace}:{dq_name(queue)}")
@@ -60,8 +81,15 @@ def queue_depth(broker: Any, queue: str) -> int:
 
 
 def workers_seen(exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """Broker processes whose heartbeat is under a minute old, with how many messages each is processing."""
+    """Broker processes whose heartbeat is under a minute old, with how many messages each is processing.
+
+    On RabbitMQ: the worker processes that noted themselves alive within the minute (:func:`note_worker`);
+    how many messages each holds is not known there (``active`` is None)."""
     client, now_ms = get_redis(), int(time.time() * 1000)
+    if _rabbitmq_url() is not None:
+        return [{"id": worker_id, "last_seen_s": max(0.0, (now_ms - seen) / 1000), "active": None}
+                for worker_id, seen in worker_notes().items()
+                if seen >= now_ms - HEARTBEAT_WINDOW_MS and worker_id not in exclude]
     beats = cast(list[tuple[bytes, float]], client.zrangebyscore(
         broker_key("__heartbeats__"), now_ms - HEARTBEAT_WINDOW_MS, "+inf", withscores=True))
     seen = {member.decode(): score for member, score in beats if member.decode() not in exclude}
@@ -78,7 +106,10 @@ def workers_seen(exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
 
 
 def held_counts(worker_ids: list[str]) -> dict[tuple[str, str], int]:
-    """(queue, "active"|"delayed") → messages that workers hold: processing, or waiting for their retry time."""
+    """(queue, "active"|"delayed") → messages that workers hold: processing, or waiting for their retry time.
+    Nothing on RabbitMQ, which tells what its consumers hold only to its management API."""
+    if _rabbitmq_url() is not None:
+        return {}
     pipe, wanted = get_redis().pipeline(), []
     for worker_id in worker_ids:
         for queue in queue_names():
@@ -92,7 +123,10 @@ def held_counts(worker_ids: list[str]) -> dict[tuple[str, str], int]:
 
 
 def queued_payload(queue: str, message_id: str) -> dict[str, Any] | None:
-    """The payload of a message still held by the broker (waiting, delayed or being processed)."""
+    """The payload of a message still held by the broker (waiting, delayed or being processed); None on
+    RabbitMQ, where reading a queued message would take it."""
+    if _rabbitmq_url() is not None:
+        return None
     client = get_redis()
     for name in (f"{queue}.msgs", f"{queue}.DQ.msgs"):
         raw = client.hget(broker_key(name), message_id) if queue else None
@@ -157,6 +191,8 @@ def requeue_dead_workers(broker: Any, queues: set[str] | None = None) -> dict[st
     queue. Our brokers never run it at random (``maintenance_chance=0``): a requeue there would go unmarked.
     """
     note_worker(broker)  # the sweep runs in every worker process: its note that the process is alive
+    if not is_redis(broker):  # RabbitMQ gives a dead consumer's unacknowledged messages back by itself
+        return {}
     held = dead_workers(broker, queues)
     if not held:
         return {}
@@ -168,7 +204,10 @@ def requeue_dead_workers(broker: Any, queues: set[str] | None = None) -> dict[st
 
 
 def run_maintenance(broker: Any, queues: list[str] | None = None) -> None:
-    """Dramatiq's maintenance on each queue: dead workers' messages back, expired rejected messages dropped."""
+    """Dramatiq's maintenance on each queue: dead workers' messages back, expired rejected messages dropped.
+    Redis only (RabbitMQ expires ``.XQ`` messages itself)."""
+    if not is_redis(broker):
+        return
     dispatch = broker.scripts["dispatch"]
     for queue in queues if queues is not None else sorted(broker.get_declared_queues() | broker.delay_queues):
         dispatch(args=["qsize", int(time.time() * 1000), queue, broker.broker_id, broker.heartbeat_timeout,
@@ -214,8 +253,11 @@ def oldest_waiting_s(queues: list[str], now_ms: int | None = None, sample: int =
     """Queue → age in seconds of the oldest of the first ``sample`` waiting messages (0 for an empty queue).
 
     A message's age counts from its enqueue, or from its ``eta`` when it was delayed. Messages a dead worker
-    held go back to the end of their queue, hence a sample rather than the head alone.
+    held go back to the end of their queue, hence a sample rather than the head alone. 0 for every queue on
+    RabbitMQ: a queued message's time is in its body, and reading it there would take the message.
     """
+    if _rabbitmq_url() is not None:
+        return {queue: 0.0 for queue in queues}
     client, now_ms = get_redis(), now_ms if now_ms is not None else int(time.time() * 1000)
     pipe = client.pipeline()
     for queue in queues:
@@ -249,3 +291,13 @@ def worker_notes() -> dict[str, float]:
 def forget_workers(worker_ids: list[str]) -> None:
     if worker_ids:
         get_redis().hdel(key("workers"), *worker_ids)
+
+
+def uses_rabbitmq(broker_url: str) -> bool:
+    """Whether ``broker_url`` (``BROKER_URL``, else ``REDIS_URL``) names RabbitMQ."""
+    return rabbitmq_state.is_rabbitmq_url(broker_url)
+
+
+def check_rabbitmq(url: str) -> None:
+    """Raises :class:`~cep_automation.errors.ServiceUnavailable` unless the RabbitMQ at ``url`` takes a connection."""
+    rabbitmq_state.check(url)

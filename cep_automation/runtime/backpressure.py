@@ -4,10 +4,11 @@ Below the soft limit a job goes in as asked. From the soft limit on it is still 
 queue's ``retry_after_s`` (the HTTP ingress answers 429 so the caller slows down). From the hard limit on it
 is refused with :class:`~cep_automation.errors.QueueFull`, which names the queue and its depth.
 
-The depth is read from the broker's Redis layout (``records/broker_state.py``) in one pipelined round trip,
-and trusted for ``CEP_QUEUE_DEPTH_CACHE_MS`` (1 s) per queue and process, counting this process's own enqueues
-meanwhile: a hot enqueue path pays a Redis round trip about once a second per queue, not per message. The
-price is that concurrent producers may overshoot a limit by what they send within that second.
+The depth is read from the broker (``records/broker_state.py``: Redis's lists in one pipelined round trip,
+RabbitMQ's ready messages by passive declarations), and trusted for ``CEP_QUEUE_DEPTH_CACHE_MS`` (1 s) per queue
+and process, counting this process's own enqueues meanwhile: a hot enqueue path pays a round trip to the broker
+about once a second per queue, not per message. The price is that concurrent producers may overshoot a limit
+by what they send within that second.
 """
 
 from __future__ import annotations
@@ -63,12 +64,12 @@ def counted(broker: Any, queue: str) -> None:
 
 
 def admit(broker: Any, queue: str) -> Admission | None:
-    """Check ``queue`` on ``broker``; None when the broker is not Redis (RabbitMQ applies its own limits).
+    """Check ``queue`` on ``broker``; None on the stub broker, which has no queues to count.
 
     Raises:
       QueueFull: the queue is at its hard limit.
     """
-    if not broker_state.is_redis(broker):
+    if not (broker_state.is_redis(broker) or broker_state.is_rabbitmq(broker)):
         return None
     rules = queue_rules(queue, get_settings().cep_queue_limits)
     current = depth(broker, queue)

@@ -1,7 +1,8 @@
 """``GET /health``, ``GET /ready`` and ``GET /metrics``: what orchestrators and Prometheus poll.
 
 ``/health`` names each dependency and its state (200 when all are fine, 503 naming what failed);
-``/ready`` is the cheap version (Redis and PostgreSQL answer, so a job can be enqueued and read).
+``/ready`` is the cheap version (Redis and PostgreSQL answer, so a job can be enqueued and read). With
+``BROKER_URL=amqp://…`` both also check RabbitMQ, and the queue counts are RabbitMQ's.
 Both check the URLs of this app's settings, with short timeouts, so a dead dependency never hangs them.
 """
 
@@ -15,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from cep_automation.db.redis_client import check_redis
 from cep_automation.errors import ServiceUnavailable
-from cep_automation.records import metrics
+from cep_automation.records import broker_state, metrics
 from cep_automation.settings import Settings
 
 TIMEOUT_S = 2
@@ -41,8 +42,24 @@ def postgres_status(settings: Settings) -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def rabbitmq_status(settings: Settings) -> dict[str, Any]:
+    try:
+        broker_state.check_rabbitmq(settings.effective_broker_url)
+    except ServiceUnavailable as exc:
+        return {"status": "failing", "error": str(exc)}
+    return {"status": "ok"}
+
+
+def dependencies(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Redis and PostgreSQL, and RabbitMQ when it carries the queues (Redis still holds our own state)."""
+    checks = {"redis": redis_status(settings), "postgresql": postgres_status(settings)}
+    if broker_state.uses_rabbitmq(settings.effective_broker_url):
+        checks["rabbitmq"] = rabbitmq_status(settings)
+    return checks
+
+
 def queue_status() -> dict[str, Any]:
-    """Waiting, delayed and dead counts per queue (needs both Redis and PostgreSQL)."""
+    """Waiting, delayed and dead counts per queue (needs the broker and PostgreSQL)."""
     try:
         lengths = metrics.queue_lengths()
     except Exception as exc:  # any failure to count is reported, never raised: /health must answer
@@ -61,17 +78,16 @@ def answer(checks: dict[str, dict[str, Any]]) -> JSONResponse:
 
 def health(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    checks = {"redis": redis_status(settings), "postgresql": postgres_status(settings)}
-    if all(check["status"] == "ok" for check in checks.values()):
-        checks["queues"] = queue_status()
-    else:
-        checks["queues"] = {"status": "failing", "error": "not counted: needs Redis and PostgreSQL"}
+    checks = dependencies(settings)
+    failing = [name for name, check in checks.items() if check["status"] != "ok"]
+    checks["queues"] = {"status": "failing", "error": f"not counted: {', '.join(failing)} failing"} if failing \
+        else queue_status()
     return answer(checks)
 
 
 def ready(request: Request) -> Response:
     settings: Settings = request.app.state.settings
-    return answer({"redis": redis_status(settings), "postgresql": postgres_status(settings)})
+    return answer(dependencies(settings))
 
 
 def prometheus(request: Request) -> Response:

@@ -10,6 +10,7 @@ import pytest
 
 from cep_automation.records import job_state
 from cep_automation.testing import CLI, wait_for
+from cep_automation.testing.rabbitmq import RabbitNamespace
 
 pytestmark = pytest.mark.slow
 
@@ -57,19 +58,16 @@ def test_rollup_through_a_redis_worker(db, process_env, start_worker):
 
 
 @pytest.mark.rabbitmq
-def test_rollup_through_a_rabbitmq_worker(db, process_env, start_worker):
+def test_rollup_through_a_rabbitmq_worker(db, process_env, start_worker, cep_services):
     if not rabbitmq_available():
         if os.environ.get("CI"):
             pytest.fail("RabbitMQ must run in CI (.ci/run starts it)")
         pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = connection.channel()
-    for queue in ("stats", "stats.DQ", "stats.XQ"):  # start from empty queues
-        channel.queue_delete(queue)
-    connection.close()
-    run_rollup_through(AMQP_URL, db, process_env, start_worker)
+    queues = RabbitNamespace(cep_services.namespace)  # the session's namespace: <namespace>.stats …
+    try:
+        run_rollup_through(AMQP_URL, db, process_env, start_worker)
+    finally:
+        queues.close()
 
 
 def test_empty_day_through_the_worker(db, process_env, start_worker):
