@@ -2,8 +2,8 @@
 
     dramatiq cep_automation.actors flow_actors --queues leads
 
-Each run notes in Redis how many runs of its key were going on when it started, so the test can see whether a
-limit held across processes.
+Each run that finishes notes in Redis when it started and ended, so the test can see whether two runs of one key
+overlapped, across processes (a run killed with its worker notes nothing).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from cep_automation.flow.per_key import PerKey
 
 def note_run(name: str, bucket: str, n: int, hold_s: float) -> None:
     client = get_redis()
-    running = key("test", "flow", name, "running", bucket)
-    client.rpush(key("test", "flow", name, "seen", bucket), client.incr(running))
-    client.rpush(key("test", "flow", name, "started"), f"{time.time():.3f}")
+    started = time.time()
+    client.rpush(key("test", "flow", name, "started"), f"{started:.3f}")
     time.sleep(hold_s)
-    client.decr(running)
+    client.rpush(key("test", "flow", name, "runs", bucket), f"{started:.6f}:{time.time():.6f}")
     client.rpush(key("test", "flow", name, "done"), f"{bucket}:{n}")
 
 

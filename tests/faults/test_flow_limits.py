@@ -16,6 +16,12 @@ def noted(redis_client, name: str, what: str) -> list[str]:
     return [v.decode() for v in redis_client.lrange(key("test", "flow", name, what), 0, -1)]
 
 
+def overlaps(redis_client, name: str, bucket: str) -> list[tuple[float, float]]:
+    """Finished runs of ``bucket`` that started before the one before them had ended (all on one host's clock)."""
+    runs = sorted(tuple(float(t) for t in run.split(":")) for run in noted(redis_client, name, f"runs:{bucket}"))
+    return [later for earlier, later in zip(runs, runs[1:], strict=False) if later[0] < earlier[1]]
+
+
 def test_one_run_per_key_at_a_time_across_processes(fault_env, workers, producer, redis_client):
     # Given two worker processes of four threads each, and 8 jobs for each of two campuses
     for _ in range(2):
@@ -29,7 +35,8 @@ def test_one_run_per_key_at_a_time_across_processes(fault_env, workers, producer
              what="every job to run once")
     # Then no campus ever had two runs at once, though the two campuses ran side by side
     for campus in (1, 2):
-        assert set(noted(redis_client, "one_per_campus", f"seen:campus:{campus}")) == {"1"}
+        assert len(noted(redis_client, "one_per_campus", f"runs:campus:{campus}")) == 8
+        assert overlaps(redis_client, "one_per_campus", f"campus:{campus}") == []
     assert sorted(noted(redis_client, "one_per_campus", "done")) == sorted(
         f"campus:{c}:{n}" for c in (1, 2) for n in range(8))
 
@@ -45,3 +52,23 @@ def test_a_rate_per_key_is_shared_by_processes(fault_env, workers, producer, red
     # Then they started no closer than the rate allows, whichever process ran them (a 50 ms margin for clocks)
     started = sorted(float(t) for t in noted(redis_client, "paced", "started"))
     assert all(later - earlier >= 0.15 for earlier, later in zip(started, started[1:], strict=False))
+
+
+def test_kill_9_while_jobs_wait_on_a_limit_loses_nothing(fault_env, workers, producer, redis_client, janitor):
+    # Given two workers working through 6 jobs for each of two campuses, one run per campus at a time
+    first = workers(fault_env(), threads=2, modules=MODULES)
+    workers(fault_env(), threads=2, modules=MODULES)
+    send = producer()
+    for n in range(6):
+        for campus in (1, 2):
+            send.send("faults.one_per_campus", campus_id=campus, n=n, hold_s=1.0)
+    # When one worker process is killed while jobs run and others wait for their campus's slot
+    wait_for(lambda: len(noted(redis_client, "one_per_campus", "done")) >= 2, timeout=60, what="some jobs to run")
+    first.kill_worker_process()
+    first.wait(timeout=60)
+    # Then, its messages given back (a killed job keeps its own slot: its redelivery takes it again at once),
+    # every job runs, and no campus ever had two runs at once
+    wait_for(lambda: janitor(2000) or {f"campus:{c}:{n}" for c in (1, 2) for n in range(6)} <= set(
+        noted(redis_client, "one_per_campus", "done")), timeout=180, what="every job to run")
+    for campus in (1, 2):
+        assert overlaps(redis_client, "one_per_campus", f"campus:{campus}") == []
