@@ -98,3 +98,33 @@ def test_a_script_redis_forgot_is_loaded_again_and_the_batch_written(redis_clien
     job_state.writer.flush()
     # Then it was loaded and the write went through
     assert redis_client.hget(key("job", "m-script-2"), "state") == b"queued"
+
+
+def test_group_commit_confirms_each_write_and_shares_round_trips(redis_client):
+    import threading
+
+    from cep_automation.db.redis_client import GroupCommit
+
+    commit, start, errors = GroupCommit(), threading.Barrier(16), []
+
+    def writer(n: int) -> None:
+        start.wait()
+        for m in range(20):
+            try:
+                if n == 0 and m == 0:  # one bad write: only its caller hears of it
+                    commit.write(lambda pipe: pipe.execute_command("NO-SUCH-COMMAND"))
+                else:
+                    commit.write(lambda pipe, n=n, m=m: pipe.set(key("gc", str(n), str(m)), 1))
+                    if redis_client.get(key("gc", str(n), str(m))) != b"1":  # written before write() returned
+                        errors.append(f"{n}/{m} not written when write() returned")
+            except redis.ResponseError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], redis.ResponseError), errors
+    assert sum(1 for _ in redis_client.scan_iter(match=key("gc", "*"))) == 16 * 20 - 1
+    assert commit.round_trips < 16 * 20  # sixteen threads writing at once: some writes went together

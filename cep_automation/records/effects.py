@@ -2,7 +2,8 @@
 
 A job's recorded steps are read once, when its first step asks (PostgreSQL ``effects``, unique on job key
 and step, plus what Redis holds for it). Each step's provider id is then written to Redis as soon as the
-provider answers (``{namespace}:effects:held:<job key>``, one round trip, kept by Redis's append-only file),
+provider answers (``{namespace}:effects:held:<job key>``, kept by Redis's append-only file; steps of any job
+that end while that round trip is on the wire share the next one: a group commit),
 and all of a job's new effects go to PostgreSQL in one transaction when the job's steps are done
 (:meth:`Ledger.flush`): two database transactions per job instead of two per step. A retry or a redelivery
 finds every step done before it, in PostgreSQL or still in Redis, and repeats only the others. If
@@ -32,12 +33,13 @@ import redis
 from psycopg.types.json import Jsonb
 
 from cep_automation.db import connection
-from cep_automation.db.redis_client import as_text, get_redis, key
+from cep_automation.db.redis_client import GroupCommit, as_text, get_redis, key
 from cep_automation.errors import Postponed, ServiceUnavailable, TransientError, Unconfirmed
 
 logger = logging.getLogger("cep_automation.records.effects.Ledger")
 HELD_TTL_S = 7 * 24 * 3600  # as long as a failed job's state is kept
 DATABASE_DOWN = (ServiceUnavailable, psycopg.OperationalError)
+_held_writes = GroupCommit()  # every job's effects and intents: one round trip for all the steps that just ended
 
 
 @dataclass(frozen=True)
@@ -151,13 +153,16 @@ class Ledger:
         the step's intent in the same round trip: the effect now answers for it)."""
         recorded = self._load()
         record = {"provider_id": provider_id, "result": stored}
-        try:
-            pipe = get_redis().pipeline(transaction=False)
-            pipe.hset(self._held_key(), step, json.dumps(record, default=str))
-            pipe.expire(self._held_key(), HELD_TTL_S)
+        held_key, intent_key, value = self._held_key(), self._intent_key(), json.dumps(record, default=str)
+
+        def write(pipe: Any) -> None:
+            pipe.hset(held_key, step, value)
+            pipe.expire(held_key, HELD_TTL_S)
             if clear_intent:
-                pipe.hdel(self._intent_key(), step)
-            pipe.execute()
+                pipe.hdel(intent_key, step)
+
+        try:
+            _held_writes.write(write)
         except redis.RedisError as exc:
             self._write_through(step, record, exc)
         else:
@@ -213,10 +218,13 @@ class Ledger:
             if at is None:
                 get_redis().hdel(self._intent_key(), step)
                 return
-            pipe = get_redis().pipeline(transaction=False)
-            pipe.hset(self._intent_key(), step, f"{at:.3f}")
-            pipe.expire(self._intent_key(), HELD_TTL_S)
-            pipe.execute()
+            intent_key = self._intent_key()
+
+            def write(pipe: Any) -> None:
+                pipe.hset(intent_key, step, f"{at:.3f}")
+                pipe.expire(intent_key, HELD_TTL_S)
+
+            _held_writes.write(write)
         except redis.RedisError as exc:
             if at is not None:  # without the intent a crash could not be reconciled: do not send
                 raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
