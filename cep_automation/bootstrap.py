@@ -6,7 +6,7 @@ import logging
 
 import dramatiq
 
-from cep_automation import log_output, log_redaction
+from cep_automation import log_output, log_redaction, telemetry
 from cep_automation.broker import build_broker
 from cep_automation.plugins.manager import load_plugins
 from cep_automation.settings import get_settings
@@ -27,6 +27,7 @@ def bootstrap() -> dramatiq.Broker:
     logging.getLogger("cep_automation").setLevel(settings.cep_log_level.upper())
     logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ResultsWarningFilter())
     broker = build_broker(settings)
+    telemetry.install(broker, settings)  # tracing and error reports, when enabled (nothing is imported otherwise)
     dramatiq.set_broker(broker)
     load_plugins(settings)
     return broker

@@ -20,6 +20,7 @@ ERROR = "cep_error"  # {"type", "message", ...}: why the message failed without 
 IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this delivery a duplicate
 RETRY_DELAY_MS = "cep_retry_delay_ms"  # the delay chosen for the retry that follows this attempt
 STALE_TICK = "cep_stale_tick"  # {"tick", "late_s"}: a scheduled tick whose first delivery came too late
+TRACE = "cep_trace"  # W3C trace context (traceparent) of the enqueue, with the otel extra (middleware/tracing.py)
 
 # Set by the requeue sweep (records/broker_state.py) on a message it took back from a dead worker process.
 REQUEUED = "cep_requeued"  # how many times; a marked message's deliveries are counted (DeliveryLimit)

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     llm_daily_cap_tokens: int = Field(2_000_000, ge=0)
     cep_usd_eur_rate: float = Field(0.86, gt=0)
     cep_spend_budgets: str = ""
+    # Error reports (extra "sentry"): dead-lettered and crashed jobs, scrubbed of personal data (telemetry/sentry.py).
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str = "production"
     cep_alert_webhook_url: str | None = None
     cep_alert_email_to: str | None = None
     cep_alert_collapse_s: int = Field(600, ge=0)

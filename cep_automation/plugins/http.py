@@ -27,9 +27,11 @@ import weakref
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import requests
 
+from cep_automation import telemetry
 from cep_automation.errors import PermanentError, TransientError, Unconfirmed
 from cep_automation.plugins.integration import Integration
 from cep_automation.redact import redact
@@ -102,7 +104,10 @@ class HttpClient:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
         started = time.monotonic()
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            with (self._span(method, url) if telemetry.ACTIVE else telemetry.NO_SPAN) as span:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status_code)
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise self._failed(method, path, exc, repeatable) from None
         self.logger.info("%s %s → %d in %d ms", method, redact(path.split("?")[0]), response.status_code,
@@ -111,6 +116,15 @@ class HttpClient:
             return response
         error = self.classify(response) if self.classify else None
         raise error or default_error(self.name, response)
+
+    def _span(self, method: str, url: str) -> Any:
+        """An HTTP client span: method, host and path (no query string: it may hold a token or an email)."""
+        from cep_automation.telemetry import otel
+
+        parts = urlsplit(url)
+        attributes = {"http.request.method": method, "server.address": parts.hostname or "",
+                      "url.path": redact(parts.path), "cep.integration": self.name}
+        return otel.span(f"{method} {self.name}", attributes, kind=otel.SpanKind.CLIENT)
 
     def _failed(self, method: str, path: str, exc: Exception, repeatable: bool) -> TransientError:
         """The error for a request that got no answer: was it surely never sent, or may it have arrived?"""

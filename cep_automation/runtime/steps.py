@@ -7,12 +7,14 @@ a retry could help (only the failed steps run again: the ledger remembers the ot
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cep_automation import telemetry
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.log_output import step_context
 from cep_automation.records.effects import Effect, Ledger
@@ -60,7 +62,8 @@ class StepRunner:
 
     def _attempt(self, step: str, through_ledger: Callable[[], Effect]) -> Effect | None:
         try:
-            with step_context(step, self.job.message_id):  # log lines of the step carry its name
+            with step_context(step, self.job.message_id), (  # log lines of the step carry its name
+                    telemetry.span(f"step {step}", **{"cep.step": step}) if telemetry.ACTIVE else telemetry.NO_SPAN):
                 effect = through_ledger()
         except Exception as exc:  # any failure of one step must not stop the others
             with self._lock:
@@ -87,6 +90,8 @@ class StepRunner:
             return
         for start in range(0, len(calls), at_most):
             *handed, own = calls[start:start + at_most]
+            if telemetry.ACTIVE:  # a step thread's spans are children of this job's span
+                handed = [_in_context(call) for call in handed]
             futures = [_pool().submit(call) for call in handed]
             own()  # this thread would only wait: it runs one call itself (one hand-off fewer per job)
             for future in futures:
@@ -107,6 +112,11 @@ class StepRunner:
         if all(isinstance(exc, Postponed) for exc in self.failures.values()):
             raise Postponed(message, retry_after=retry_after)  # only waiting: no attempt is used up
         raise TransientError(message, retry_after=retry_after)
+
+
+def _in_context(call: Callable[[], object]) -> Callable[[], object]:
+    context = contextvars.copy_context()
+    return lambda: context.run(call)
 
 
 def describe(effect: Effect) -> str | None:

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cep_automation import log_redaction
+from cep_automation import log_redaction, telemetry
 from cep_automation.settings import Settings
 from cep_automation.web import (
     consent_api,
@@ -95,9 +95,19 @@ def create_app(settings: Settings, *, read_only: bool | None = None, max_body_by
         Middleware(SecurityHeaders),
         Middleware(BodyLimit, max_bytes=max_body_bytes),
         Middleware(TokenAuth, token=token),
+        *_tracing(),
     ])
     app.state.settings = settings
     app.state.read_only = settings.cep_dashboard_read_only if read_only is None else read_only
     app.state.templates = environment()
     app.state.openapi = openapi.build_document(broker)
     return app
+
+
+def _tracing() -> list[Middleware]:
+    """The ingress span, when tracing is on (the actors' import above has set it up)."""
+    if not telemetry.ACTIVE:
+        return []
+    from cep_automation.telemetry.asgi import TracingASGI
+
+    return [Middleware(TracingASGI)]
