@@ -14,6 +14,7 @@ import re
 from types import ModuleType
 from typing import Any
 
+from cep_automation import telemetry
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.flow import Limit, hold
 from cep_automation.plugins.hookspecs import Register, hookimpl
@@ -134,7 +135,9 @@ class LiteLLM(LLM):
         # Tokens are known after the call: take the prompt's estimate (4 characters a token) and the answer's share
         tokens = min(tokens_limit.burst, (len(system) + len(prompt)) // 4 + ANSWER_TOKENS_ESTIMATE)
         try:
-            with hold(requests_limit, provider), hold(tokens_limit, provider, cost=max(1, tokens)):
+            with hold(requests_limit, provider), hold(tokens_limit, provider, cost=max(1, tokens)), (
+                    telemetry.span(f"LLM {provider}", **{"gen_ai.request.model": call["model"]})
+                    if telemetry.ACTIVE else telemetry.NO_SPAN):
                 response = litellm.completion(messages=messages, timeout=self.timeout, num_retries=0, **call)
         except Postponed:
             raise
