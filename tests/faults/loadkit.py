@@ -192,10 +192,11 @@ def broker_holds_nothing(redis_client: Any, namespace: str) -> bool:
 
 def wait_settled(database_url: str, leads: list[Lead], messages: dict[str, str], redis_client: Any, namespace: str,
                  *, timeout: float = 180, idle_s: float = 10, poke: Callable[[], Any] | None = None,
-                 audited: bool = True) -> Ledger:
-    """Wait until every lead is completed or dead-lettered, or until Redis has held no message of them for
+                 audited: bool = True, broker_empty: Callable[[], bool] | None = None) -> Ledger:
+    """Wait until every lead is completed or dead-lettered, or until the broker has held no message of them for
     ``idle_s`` (what is still unsettled then is lost: the test's asserts say so without waiting the timeout).
-    ``poke`` runs at each poll (e.g. the janitor that requeues a dead worker's messages)."""
+    ``poke`` runs at each poll (e.g. the janitor that requeues a dead worker's messages); ``broker_empty`` says
+    whether the broker holds none (default: the Redis broker's queues and the dead-letter spool)."""
     deadline, idle_since = time.monotonic() + timeout, None
     while True:
         if poke is not None:
@@ -203,7 +204,7 @@ def wait_settled(database_url: str, leads: list[Lead], messages: dict[str, str],
         ledger = read_ledger(database_url, leads)
         if not unsettled(ledger, leads, messages, audited=audited) or time.monotonic() > deadline:
             return ledger
-        if broker_holds_nothing(redis_client, namespace):
+        if broker_empty() if broker_empty is not None else broker_holds_nothing(redis_client, namespace):
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > idle_s:
                 return ledger
