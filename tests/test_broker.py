@@ -24,8 +24,16 @@ def test_redis_is_the_default():
 
 
 def test_amqp_url_gives_rabbitmq_and_stub_gives_stub():
-    assert isinstance(build_broker(settings("amqp://guest:guest@127.0.0.1:5672/")), RabbitmqBroker)
+    rabbitmq = build_broker(settings("amqp://guest:guest@127.0.0.1:5672/"))
+    assert isinstance(rabbitmq, RabbitmqBroker) and rabbitmq.confirm_delivery
     assert isinstance(build_broker(settings("stub://")), StubBroker)
+
+
+def test_rabbitmq_queues_are_named_under_the_namespace():
+    rabbitmq = build_broker(settings("amqp://guest:guest@127.0.0.1:5672/").model_copy(update={"cep_namespace": "n1"}))
+    assert [rabbitmq.physical(q) for q in ("leads", "leads.DQ", "leads.XQ")] == ["n1.leads", "n1.leads.DQ",
+                                                                                 "n1.leads.XQ"]
+    assert rabbitmq._build_queue_arguments("leads")["x-dead-letter-routing-key"] == "n1.leads.XQ"
 
 
 def test_middleware_order_is_documented_and_retries_come_last():
