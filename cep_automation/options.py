@@ -11,6 +11,7 @@ from __future__ import annotations
 IDEMPOTENCY_KEY = "idempotency_key"  # the key this message runs under; also the actor option's name
 SCHEDULED_AT = "scheduled_at"  # periodiq's tick, when the scheduler sent the message
 RETRY_OF = "cep_retry_of"  # the dead letter's message id, when an operator retried it
+ORDERING_KEY = "cep_ordering_key"  # jobs with the same key run one at a time, in enqueue order (flow/ordering.py)
 AUTO_RETRY = "cep_auto_retry"  # {"since", "count"}: a dead letter's automatic retry (runtime/auto_retry.py)
 
 # Set by the middleware while the message is processed.
@@ -20,6 +21,7 @@ ERROR = "cep_error"  # {"type", "message", ...}: why the message failed without 
 IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this delivery a duplicate
 RETRY_DELAY_MS = "cep_retry_delay_ms"  # the delay chosen for the retry that follows this attempt
 STALE_TICK = "cep_stale_tick"  # {"tick", "late_s"}: a scheduled tick whose first delivery came too late
+PARKED = "cep_parked"  # fetched out of its ordering key's turn: kept aside until the job before it ends
 TRACE = "cep_trace"  # W3C trace context (traceparent) of the enqueue, with the otel extra (middleware/tracing.py)
 
 # Set by the requeue sweep (records/broker_state.py) on a message it took back from a dead worker process.
@@ -27,5 +29,5 @@ REQUEUED = "cep_requeued"  # how many times; a marked message's deliveries are c
 
 # Options that describe one failed delivery, not the job; a retry from the dead letters starts without them.
 DELIVERY_OPTIONS = frozenset({RETRIES, TRACEBACK, "requeue_timestamp", "eta", ERROR, IDEMPOTENT_SKIP, STALE_TICK,
-                              RETRY_DELAY_MS, REQUEUED, "redis_message_id",
+                              RETRY_DELAY_MS, REQUEUED, PARKED, "redis_message_id",
                               "dead_message_id"})

@@ -40,7 +40,7 @@ def test_middleware_order_is_documented_and_retries_come_last():
     order = names(build_broker(settings("stub://")))
     assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
                      "CurrentMessage", "BrokerMaintenance", "StaleTicks", "PayloadValidation", "DeliveryLimit",
-                     "Idempotency", "FlowControl", "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
+                     "Idempotency", "Ordering", "FlowControl", "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
     import cep_automation.broker as module
 
     for name in order:

@@ -50,3 +50,28 @@ def test_a_delayed_enqueue_goes_to_the_delay_queue_with_its_eta(redis_actor, red
     sent = enqueue(actor, {}, delay=60_000, idempotency_key=f"later-{uuid.uuid4().hex}")
     assert not sent.duplicate and sent.message.options["eta"] > 0
     assert redis_client.llen(f"{namespace}:once.DQ") == 1 and redis_client.llen(f"{namespace}:once") == 0
+
+
+def test_an_ordering_key_puts_each_message_in_its_line_as_it_is_enqueued(cep_services, redis_client):
+    from cep_automation.flow.ordering import line_key
+
+    namespace = f"{cep_services.namespace}-order-{uuid.uuid4().hex[:6]}"
+    broker = RedisBroker(url=cep_services.redis_url, namespace=namespace, middleware=[])
+
+    def job(lead_id: str) -> None:
+        pass
+
+    actor = CepActor(job, actor_name="testing.ordered", queue_name="ordered", priority=0, broker=broker,
+                     options={"ordering_key": "lead:{lead_id}"})
+    try:
+        first = enqueue(actor, {"lead_id": "L1"}).message
+        second = enqueue(actor, {"lead_id": "L1"}).message
+        other = enqueue(actor, {"lead_id": "L2"}, ordering_key="campaign:7").message  # given with the message
+        line = [m.decode() for m in redis_client.lrange(line_key("lead:L1"), 0, -1)]
+        assert line == [first.message_id, second.message_id]
+        assert redis_client.lrange(line_key("campaign:7"), 0, -1) == [other.message_id.encode()]
+        assert redis_client.llen(f"{namespace}:ordered") == 3  # in the queue too, by the same script
+    finally:
+        for name in redis_client.scan_iter(match=f"{namespace}:*"):
+            redis_client.delete(name)
+        broker.close()

@@ -11,6 +11,7 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
    enqueue, in ``runtime/enqueue.py``); an invalid one fails without retries
 5. ``DeliveryLimit`` — dead-letters a message whose deliveries keep killing their worker (``PoisonMessage``)
 6. ``Idempotency`` — skips a delivery whose key already ran or is running
+   ``Ordering`` — one job per ordering key at a time, in enqueue order; one out of turn waits, parked
    ``FlowControl`` — takes the actor's declared ``limits`` (rates, concurrency per key) or postpones the job
 7. ``Metrics`` — Prometheus counters and histograms; forks the ``/metrics`` endpoint
 8. ``Audit`` — one ``audit_log`` row per outcome
@@ -56,6 +57,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Idempotency,
         JobState,
         Metrics,
+        Ordering,
         PayloadValidation,
         Retries,
         StaleTicks,
@@ -73,6 +75,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         PayloadValidation(),
         DeliveryLimit(),
         Idempotency(),
+        Ordering(),
         FlowControl(),
         Metrics(),
         Audit(),

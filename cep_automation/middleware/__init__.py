@@ -10,11 +10,12 @@ from cep_automation.middleware.flow_control import FlowControl
 from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
 from cep_automation.middleware.metrics import Metrics
+from cep_automation.middleware.ordering import Ordering
 from cep_automation.middleware.retries import Retries
 from cep_automation.middleware.schedules import StaleTicks
 from cep_automation.middleware.validation import PayloadValidation
 
 __all__ = [
     "Audit", "BrokerMaintenance", "DeadLetters", "DeliveryLimit", "FlowControl", "Idempotency", "JobState", "Metrics",
-    "PayloadValidation", "Retries", "StaleTicks",
+    "Ordering", "PayloadValidation", "Retries", "StaleTicks",
 ]

@@ -51,6 +51,9 @@ class Audit(Middleware):
         self._add(broker, message, status, meta)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        if opt.PARKED in message.options:  # waiting for its ordering key's turn: not an outcome
+            self._started.pop(message.message_id, None)
+            return
         error, stale = message.options.get(opt.ERROR), message.options.get(opt.STALE_TICK)
         if error:
             meta: dict[str, Any] = {"error": error["message"]}

@@ -7,6 +7,7 @@ from typing import Any
 import dramatiq
 from dramatiq import Middleware
 
+from cep_automation import options as opt
 from cep_automation.records import job_state
 
 
@@ -39,6 +40,9 @@ class JobState(Middleware):
         # Otherwise Retries re-enqueued it and after_enqueue marked it "retrying".
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        if opt.PARKED in message.options:  # waiting for its ordering key's turn: still queued
+            job_state.record(message.message_id, "queued")
+            return
         job_state.record(message.message_id, "skipped")
 
 

@@ -46,6 +46,8 @@ class Metrics(Middleware):
 
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self._started.pop(message.message_id, None)
+        if opt.PARKED in message.options:  # waiting for its ordering key's turn: not processed yet
+            return
         m = metrics.job_metrics()
         m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()
         if opt.IDEMPOTENT_SKIP in message.options:

@@ -214,19 +214,25 @@ def run_maintenance(broker: Any, queues: list[str] | None = None) -> None:
                        broker.dead_message_ttl, 1, broker._max_unpack_size()], keys=[broker.namespace])
 
 
-# KEYS: the enqueue claim, the queue's list, the queue's message hash. ARGV: message id, claim ttl, redis id, data.
+# KEYS: the enqueue claim, the queue's list, the queue's message hash, the ordering key's line.
+# ARGV: message id, claim ttl, redis id, data, claim (0/1), line (0/1). Unused keys repeat the queue's list.
 _ENQUEUE_ONCE = """
-local holder = redis.call('GET', KEYS[1])
-if holder then return holder end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[5] == '1' then
+  local holder = redis.call('GET', KEYS[1])
+  if holder then return holder end
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[3])
+if ARGV[6] == '1' then redis.call('RPUSH', KEYS[4], ARGV[1]) end
 return false
 """
 
 
-def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str, window_s: int) -> tuple[Any, str | None]:
-    """Claim ``claim_key`` and enqueue ``message`` on the Redis broker in one script: both happen or neither.
+def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str | None, window_s: int,
+                 line_key: str | None = None) -> tuple[Any, str | None]:
+    """Claim ``claim_key`` and enqueue ``message`` on the Redis broker in one script: both happen or neither
+    (and, given ``line_key``, append the message to its ordering key's line in the same script).
 
     Returns the enqueued message and None, or the message (not enqueued) and the id of the message that holds
     the claim. This is ``RedisBroker.enqueue`` with the claim folded in: a claim taken by an enqueue that then
@@ -239,10 +245,10 @@ def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str, w
         queue_name = dq_name(queue_name)
         message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
     broker.emit_before("enqueue", message, delay)
-    redis_id = message.options["redis_message_id"]
+    redis_id, queue_key = message.options["redis_message_id"], f"{broker.namespace}:{queue_name}"
     holder = lua(_ENQUEUE_ONCE, broker.client)(
-        keys=[claim_key, f"{broker.namespace}:{queue_name}", f"{broker.namespace}:{queue_name}.msgs"],
-        args=[message.message_id, window_s, redis_id, message.encode()])
+        keys=[claim_key or queue_key, queue_key, f"{queue_key}.msgs", line_key or queue_key],
+        args=[message.message_id, window_s, redis_id, message.encode(), 1 if claim_key else 0, 1 if line_key else 0])
     if holder:
         return message, as_text(holder)
     broker.emit_after("enqueue", message, delay)

@@ -29,6 +29,9 @@ from psycopg.rows import DictRow
 from cep_automation import options as opt
 from cep_automation.db import connection
 from cep_automation.errors import PayloadTooLarge, UnknownJob
+from cep_automation.flow import ordering
+from cep_automation.flow.limits import Limit
+from cep_automation.flow.per_key import UNKEYED, PerKey
 from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
 from cep_automation.runtime import backpressure, timing
 from cep_automation.runtime.payload import validate
@@ -119,6 +122,9 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     key = idempotency_key(actor, payload, options)
     if key is not None:
         options[opt.IDEMPOTENCY_KEY] = key
+    order = ordering_key(actor, payload, options)
+    if order is not None:
+        options[opt.ORDERING_KEY] = order
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
     if message_id is not None:
         message = message.copy(message_id=message_id)
@@ -129,7 +135,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     delay_ms = when.delay_ms
     if admission is not None and admission.defer_ms > (delay_ms or 0):
         delay_ms = admission.defer_ms
-    enqueued = _enqueue(actor, message, delay_ms, key)
+    enqueued = _enqueue(actor, message, delay_ms, key, order)
     if admission is None:
         return enqueued
     if not enqueued.duplicate:
@@ -139,25 +145,49 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     return enqueued
 
 
-def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | None) -> Enqueued:
-    """Claim ``key`` (if any) and enqueue ``message``: atomically on Redis, with a give-back elsewhere."""
-    if key is None:
+ORDERING = Limit("ordering", concurrency=1)  # only its key's rendering is used: the line does the rest
+
+
+def ordering_key(actor: CepActor, payload: dict[str, Any], options: dict[str, Any]) -> str | None:
+    """The message's ordering key: given with the message (``ordering_key=``), or the actor option's template
+    filled from the payload (``"lead:{lead_id}"``); None when neither (or a field the template names is missing)."""
+    given = options.pop("ordering_key", None) or options.get(opt.ORDERING_KEY)
+    if given:
+        return str(given)
+    template = actor.options.get("ordering_key")
+    if not template:
+        return None
+    bucket = PerKey(ORDERING, template).bucket(payload)
+    return None if bucket == UNKEYED else bucket
+
+
+def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | None,
+             order: str | None = None) -> Enqueued:
+    """Claim ``key`` (if any), enqueue ``message`` and put it in its ordering key's line (if any): atomically on
+    Redis, with a give-back elsewhere."""
+    if key is None and order is None:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
-    if broker_state.is_redis(actor.broker):  # the claim and the enqueue in one script
-        enqueued, holder = broker_state.enqueue_once(actor.broker, message, delay, idempotency.sent_key(key),
-                                                     idempotency.WINDOW_S)
+    if broker_state.is_redis(actor.broker):  # the claim, the enqueue and the line in one script
+        enqueued, holder = broker_state.enqueue_once(
+            actor.broker, message, delay, idempotency.sent_key(key) if key else None, idempotency.WINDOW_S,
+            ordering.line_key(order) if order else None)
         if holder is not None:
             logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)
             return Enqueued(message.copy(message_id=holder), duplicate=True)
         return Enqueued(enqueued, duplicate=False)
-    holder = idempotency.claim_enqueue(key, message.message_id)
+    holder = idempotency.claim_enqueue(key, message.message_id) if key else None
     if holder is not None:
         logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)
         return Enqueued(message.copy(message_id=holder), duplicate=True)
+    if order:
+        ordering.join_line(order, message.message_id)
     try:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
     except BaseException:
-        idempotency.release_enqueue(key, message.message_id)
+        if key:
+            idempotency.release_enqueue(key, message.message_id)
+        if order:
+            ordering.leave_line(order, message.message_id)
         raise
 
 

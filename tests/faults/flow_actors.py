@@ -38,3 +38,16 @@ def one_per_campus(campus_id: int, n: int, hold_s: float = 0.2) -> None:
 def paced(account: str, n: int) -> None:
     """Five runs a second per account, shared by every process."""
     note_run("paced", account, n, 0.0)
+
+
+@dramatiq.actor(actor_name="faults.ordered", queue_name="leads", max_retries=5, min_backoff=100, max_backoff=200,
+                time_limit=30_000)
+def ordered(account: str, n: int, fail_first: bool = False) -> None:
+    """Notes its number when done; fails its first try when asked (a transient error: it is retried)."""
+    from cep_automation.errors import TransientError
+
+    client = get_redis()
+    if fail_first and client.incr(key("test", "flow", "ordered", "tries", f"{account}:{n}")) == 1:
+        raise TransientError("a provider hiccup")
+    time.sleep(0.02)
+    client.rpush(key("test", "flow", "ordered", "done", account), n)

@@ -72,3 +72,38 @@ def test_kill_9_while_jobs_wait_on_a_limit_loses_nothing(fault_env, workers, pro
         noted(redis_client, "one_per_campus", "done")), timeout=180, what="every job to run")
     for campus in (1, 2):
         assert overlaps(redis_client, "one_per_campus", f"campus:{campus}") == []
+
+
+def send_ordered(send, account: str, n: int, fail_first: bool) -> None:
+    """Enqueue as our enqueue path does for a job with an ordering key: the message and its place in line at once."""
+    from dramatiq import Message
+
+    from cep_automation import options as opt
+    from cep_automation.flow.ordering import line_key
+    from cep_automation.records.broker_state import enqueue_once
+
+    order = f"account:{account}"
+    message = Message(queue_name="leads", actor_name="faults.ordered", args=(),
+                      kwargs={"account": account, "n": n, "fail_first": fail_first}, options={opt.ORDERING_KEY: order})
+    enqueue_once(send.broker, message, None, None, 0, line_key(order))
+
+
+def test_jobs_of_one_ordering_key_run_in_order_across_processes_retries_included(fault_env, workers, producer,
+                                                                                  redis_client):
+    # Given two worker processes of four threads, and 8 jobs for each of 6 accounts, one in five failing its
+    # first try (retried 100-200 ms later)
+    for _ in range(2):
+        workers(fault_env(), threads=4, modules=MODULES)
+    send = producer()
+    accounts = [f"a{i}" for i in range(6)]
+    for n in range(8):
+        for account in accounts:
+            send_ordered(send, account, n, fail_first=(n % 5 == 2))
+    # When every job has run
+    def done(account: str) -> list[int]:
+        return [int(n) for n in noted(redis_client, "ordered", f"done:{account}")]
+
+    wait_for(lambda: all(len(done(a)) == 8 for a in accounts), timeout=180, what="every job to run")
+    # Then each account's jobs ran in the order they were sent, the retried ones holding the next ones back
+    assert {a: done(a) for a in accounts} == {a: list(range(8)) for a in accounts}
+    assert all(redis_client.llen(key("flow", "order", f"account:{a}")) == 0 for a in accounts)
