@@ -103,6 +103,8 @@ class QueueRules:
       retry_after_s: the ``Retry-After`` given with a 429 or a 503, and a soft-limited job's deferral.
       auto_retry_every_s: how long after a transient failure a dead letter is retried again (None: never).
       auto_retry_for_s: how long after its first failure a dead letter stops being retried automatically.
+      max_wait_s: the longest a job of this queue waits behind fresher higher-priority work before it goes first
+        (None: what its priority allows, :mod:`cep_automation.flow.priority`).
     """
 
     soft_limit: int
@@ -110,13 +112,14 @@ class QueueRules:
     retry_after_s: int = 30
     auto_retry_every_s: int | None = 900
     auto_retry_for_s: int = 24 * 3600
+    max_wait_s: float | None = None
 
 
 # Sized for CEP: a few hundred leads a day, bursts of a Meta backfill or a CSV import of a few thousand.
 QUEUE_RULES: dict[str, QueueRules] = {
     "leads": QueueRules(10_000, 50_000, retry_after_s=5),
     "campaigns": QueueRules(5_000, 20_000),
-    "stats": QueueRules(5_000, 20_000),
+    "stats": QueueRules(5_000, 20_000, max_wait_s=60),
     "llm": QueueRules(200, 1_000, retry_after_s=60),
     "backup": QueueRules(5, 20, retry_after_s=300),
 }

@@ -14,7 +14,9 @@ the thread while the worker runs. :func:`install` puts it in place of Dramatiq's
 broker factory calls it, so both ``cep-automation worker`` and the plain ``dramatiq`` CLI get it.
 
 On a broker that batches its acks (:mod:`cep_automation.broker.acks`), a finished message is handed to the
-batcher instead of being acked by the worker thread, and a stopping consumer sends what is still pending.
+batcher instead of being acked by the worker thread, and a stopping consumer sends what is still pending; and
+fetched messages wait for a worker thread ordered by their deadline (:mod:`cep_automation.flow.priority`:
+priority with aging) instead of their actor's priority alone.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from typing import Any
 
 import dramatiq.worker
 from dramatiq.common import current_millis, iter_queue, q_name
-from dramatiq.errors import BrokerConnectionError
+from dramatiq.errors import ActorNotFound, BrokerConnectionError
+from dramatiq.worker import _WorkQueueItem
 
 from cep_automation.broker import acks
+from cep_automation.flow import priority
 
 RESTART_DELAY_S = 1.0
 logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")
@@ -59,6 +63,19 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         if batcher is not None:
             batcher.flush()  # the worker threads have stopped: what they finished is acked before we go
         self.broker.emit_before("consumer_thread_shutdown", self)
+
+    def handle_message(self, message: Any) -> None:
+        """Put a fetched message in the worker's line by its deadline (priority with aging) on our brokers;
+        a delayed one, or one of a plain broker, as Dramatiq does."""
+        if acks.batcher_for(self.broker) is None or message.options.get("eta") is not None:
+            super().handle_message(message)
+            return
+        try:
+            actor = self.broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            super().handle_message(message)  # Dramatiq's path: dead-lettered, saying so
+            return
+        self.work_queue.put(_WorkQueueItem(priority.deadline_ms(message, actor.priority), message))
 
     def post_process_message(self, message: Any) -> None:
         """Ack or nack ``message``: through the broker's batcher when it has one, else as Dramatiq does."""
