@@ -12,6 +12,7 @@ IDEMPOTENCY_KEY = "idempotency_key"  # the key this message runs under; also the
 SCHEDULED_AT = "scheduled_at"  # periodiq's tick, when the scheduler sent the message
 RETRY_OF = "cep_retry_of"  # the dead letter's message id, when an operator retried it
 ORDERING_KEY = "cep_ordering_key"  # jobs with the same key run one at a time, in enqueue order (flow/ordering.py)
+FAIRNESS_KEY = "cep_fairness_key"  # jobs of different keys take turns in their queue (flow/fairness.py)
 AUTO_RETRY = "cep_auto_retry"  # {"since", "count"}: a dead letter's automatic retry (runtime/auto_retry.py)
 
 # Set by the middleware while the message is processed.

@@ -39,7 +39,8 @@ def test_rabbitmq_queues_are_named_under_the_namespace():
 def test_middleware_order_is_documented_and_retries_come_last():
     order = names(build_broker(settings("stub://")))
     assert order == ["AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks", "Pipelines",
-                     "CurrentMessage", "BrokerMaintenance", "StaleTicks", "PayloadValidation", "DeliveryLimit",
+                     "CurrentMessage", "BrokerMaintenance", "FairFeeder", "StaleTicks", "PayloadValidation",
+                     "DeliveryLimit",
                      "Idempotency", "Ordering", "FlowControl", "Metrics", "Audit", "JobState", "DeadLetters", "Retries"]
     import cep_automation.broker as module
 

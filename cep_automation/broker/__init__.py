@@ -5,6 +5,7 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 1. ``AgeLimit``, ``TimeLimit``, ``ShutdownNotifications``, ``Callbacks``, ``Pipelines`` — Dramatiq's defaults
 2. ``CurrentMessage`` — lets actors find their own message (progress, log lines, step outcomes)
    ``BrokerMaintenance`` — every 10 s, gives dead workers' messages back to their queues (Redis)
+   ``FairFeeder`` — moves jobs with fairness keys to their queues, one key at a time in turn (Redis)
 3. ``StaleTicks`` — periodiq's middleware (the ``periodic`` actor option); skips a tick's first delivery
    when it comes over 5 minutes late, never a retry
 4. ``PayloadValidation`` — checks the payload again when processed (the producer checked it at
@@ -53,6 +54,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         BrokerMaintenance,
         DeadLetters,
         DeliveryLimit,
+        FairFeeder,
         FlowControl,
         Idempotency,
         JobState,
@@ -71,6 +73,7 @@ def middleware_stack(settings: Settings) -> list[Middleware]:
         Pipelines(),
         CurrentMessage(),
         BrokerMaintenance(),
+        FairFeeder(),
         StaleTicks(),
         PayloadValidation(),
         DeliveryLimit(),

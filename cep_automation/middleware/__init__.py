@@ -6,6 +6,7 @@ from cep_automation.middleware.audit import Audit
 from cep_automation.middleware.broker_state import BrokerMaintenance
 from cep_automation.middleware.dead_letters import DeadLetters
 from cep_automation.middleware.delivery_limit import DeliveryLimit
+from cep_automation.middleware.fairness import FairFeeder
 from cep_automation.middleware.flow_control import FlowControl
 from cep_automation.middleware.idempotency import Idempotency
 from cep_automation.middleware.job_state import JobState
@@ -16,6 +17,6 @@ from cep_automation.middleware.schedules import StaleTicks
 from cep_automation.middleware.validation import PayloadValidation
 
 __all__ = [
-    "Audit", "BrokerMaintenance", "DeadLetters", "DeliveryLimit", "FlowControl", "Idempotency", "JobState", "Metrics",
-    "Ordering", "PayloadValidation", "Retries", "StaleTicks",
+    "Audit", "BrokerMaintenance", "DeadLetters", "DeliveryLimit", "FairFeeder", "FlowControl", "Idempotency",
+    "JobState", "Metrics", "Ordering", "PayloadValidation", "Retries", "StaleTicks",
 ]

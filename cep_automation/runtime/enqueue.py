@@ -29,7 +29,7 @@ from psycopg.rows import DictRow
 from cep_automation import options as opt
 from cep_automation.db import connection
 from cep_automation.errors import PayloadTooLarge, UnknownJob
-from cep_automation.flow import ordering
+from cep_automation.flow import fairness, ordering
 from cep_automation.flow.limits import Limit
 from cep_automation.flow.per_key import UNKEYED, PerKey
 from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
@@ -125,6 +125,12 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     order = ordering_key(actor, payload, options)
     if order is not None:
         options[opt.ORDERING_KEY] = order
+    fair = fairness_key(actor, payload, options)
+    if fair is not None:
+        if order is not None:
+            raise ValueError(f"{actor.actor_name}: a job takes turns by its ordering key or by its fairness key,"
+                             " not both (an ordering key already runs its jobs one at a time)")
+        options[opt.FAIRNESS_KEY] = fair
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
     if message_id is not None:
         message = message.copy(message_id=message_id)
@@ -161,10 +167,34 @@ def ordering_key(actor: CepActor, payload: dict[str, Any], options: dict[str, An
     return None if bucket == UNKEYED else bucket
 
 
+def fairness_key(actor: CepActor, payload: dict[str, Any], options: dict[str, Any]) -> str | None:
+    """The message's fairness key, given with it (``fairness_key=``) or from the actor option's template."""
+    given = options.pop("fairness_key", None) or options.get(opt.FAIRNESS_KEY)
+    if given:
+        return str(given)
+    template = actor.options.get("fairness_key")
+    if not template:
+        return None
+    bucket = PerKey(ORDERING, template).bucket(payload)
+    return None if bucket == UNKEYED else bucket
+
+
 def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | None,
              order: str | None = None) -> Enqueued:
     """Claim ``key`` (if any), enqueue ``message`` and put it in its ordering key's line (if any): atomically on
-    Redis, with a give-back elsewhere."""
+    Redis, with a give-back elsewhere. A job with a fairness key (and no delay) waits in its key's list instead."""
+    fair = message.options.get(opt.FAIRNESS_KEY)
+    if fair and delay is None and broker_state.is_redis(actor.broker):
+        holder = idempotency.claim_enqueue(key, message.message_id) if key else None
+        if holder is not None:
+            logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)
+            return Enqueued(message.copy(message_id=holder), duplicate=True)
+        try:
+            return Enqueued(fairness.enqueue(actor.broker, message, fair), duplicate=False)
+        except BaseException:
+            if key:
+                idempotency.release_enqueue(key, message.message_id)
+            raise
     if key is None and order is None:
         return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
     if broker_state.is_redis(actor.broker):  # the claim, the enqueue and the line in one script

@@ -51,3 +51,10 @@ def ordered(account: str, n: int, fail_first: bool = False) -> None:
         raise TransientError("a provider hiccup")
     time.sleep(0.02)
     client.rpush(key("test", "flow", "ordered", "done", account), n)
+
+
+@dramatiq.actor(actor_name="faults.fair", queue_name="leads", max_retries=0, time_limit=30_000)
+def fair(uploader: str, n: int) -> None:
+    """Notes which uploader's job finished, in the order they finish."""
+    time.sleep(0.01)
+    get_redis().rpush(key("test", "flow", "fair", "done"), f"{uploader}:{n}")

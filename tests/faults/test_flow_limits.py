@@ -107,3 +107,28 @@ def test_jobs_of_one_ordering_key_run_in_order_across_processes_retries_included
     # Then each account's jobs ran in the order they were sent, the retried ones holding the next ones back
     assert {a: done(a) for a in accounts} == {a: list(range(8)) for a in accounts}
     assert all(redis_client.llen(key("flow", "order", f"account:{a}")) == 0 for a in accounts)
+
+
+def test_a_small_key_is_not_stuck_behind_a_big_one(fault_env, workers, producer, redis_client):
+    from dramatiq import Message
+
+    from cep_automation import options as opt
+    from cep_automation.flow import fairness
+
+    # Given one uploader with 200 jobs waiting, then another with 10, all with fairness keys
+    send = producer()
+    for uploader, count in (("big", 200), ("small", 10)):
+        for n in range(count):
+            message = Message(queue_name="leads", actor_name="faults.fair", args=(),
+                              kwargs={"uploader": uploader, "n": n}, options={opt.FAIRNESS_KEY: uploader})
+            fairness.enqueue(send.broker, message, uploader)
+    assert fairness.waiting("leads") == 210 and redis_client.llen(key("leads")) == 0  # not on the queue yet
+    # When a worker of two threads works through them
+    workers(fault_env(), threads=2, modules=MODULES)
+    wait_for(lambda: len(noted(redis_client, "fair", "done")) == 210, timeout=180, what="every job to run")
+    # Then the small uploader's jobs took turns with the big one's: its last finished long before the 200 did
+    order = noted(redis_client, "fair", "done")
+    last_small = max(i for i, job in enumerate(order) if job.startswith("small:"))
+    assert last_small < 40, order[:60]
+    assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
+    assert fairness.waiting("leads") == 0
