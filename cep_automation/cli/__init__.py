@@ -7,7 +7,7 @@ import sys
 import click
 
 from cep_automation import log_redaction
-from cep_automation.cli import db, dlq, gdpr, jobs, plugins, run, serve, spend
+from cep_automation.cli import db, dlq, flow, gdpr, jobs, plugins, run, serve, spend
 from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
@@ -20,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(db.db)
 cli.add_command(dlq.dlq)
+cli.add_command(flow.flow)
 cli.add_command(gdpr.gdpr)
 cli.add_command(jobs.enqueue)
 cli.add_command(jobs.jobs)

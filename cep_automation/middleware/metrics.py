@@ -10,6 +10,7 @@ import dramatiq
 from dramatiq import Middleware
 
 from cep_automation import options as opt
+from cep_automation.errors import Postponed
 from cep_automation.records import metrics
 
 
@@ -40,6 +41,9 @@ class Metrics(Middleware):
         started = self._started.pop(message.message_id, None)
         if started is not None:
             m.duration.labels(message.queue_name, message.actor_name).observe(time.monotonic() - started)
+        if isinstance(exception, Postponed) and not message.failed:  # waiting (a limit, a confirmation): not failed
+            m.postponed.labels(message.queue_name, message.actor_name).inc()
+            return
         m.processed.labels(message.queue_name, "completed" if exception is None else "failed").inc()
         if exception is not None and not message.failed:
             m.retries.labels(message.queue_name, message.actor_name).inc()
@@ -47,6 +51,7 @@ class Metrics(Middleware):
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         self._started.pop(message.message_id, None)
         if opt.PARKED in message.options:  # waiting for its ordering key's turn: not processed yet
+            metrics.job_metrics().parked.labels(message.queue_name, message.actor_name).inc()
             return
         m = metrics.job_metrics()
         m.processed.labels(message.queue_name, "failed" if message.failed else "skipped").inc()

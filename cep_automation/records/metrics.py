@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cep_automation.records.metrics")
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
-QUEUE_STATES = ("waiting", "delayed", "dead")
+QUEUE_STATES = ("waiting", "delayed", "dead", "fair")
 PROCESSED_STATUSES = ("completed", "failed", "skipped")
 
 
@@ -60,6 +60,10 @@ def job_metrics() -> SimpleNamespace:
         skips=prom.Counter("job_idempotent_skips", "Deliveries skipped as duplicates.", labels, registry=registry),
         stale_ticks=prom.Counter("job_stale_ticks", "Scheduled ticks skipped: first delivery too late.", labels,
                                  registry=registry),
+        postponed=prom.Counter("job_postponed", "Attempts postponed, not failed: over a limit, or waiting for a"
+                               " provider's confirmation (no attempt used up).", labels, registry=registry),
+        parked=prom.Counter("job_parked", "Deliveries set aside to wait for their ordering key's turn.", labels,
+                            registry=registry),
     )
     _zero_every_label_set(found)
     return found
@@ -72,17 +76,21 @@ def _zero_every_label_set(found: SimpleNamespace) -> None:
     for policy in POLICIES:
         for status in PROCESSED_STATUSES:
             found.processed.labels(policy.queue, status)
-        for metric in (found.duration, found.wait, found.retries, found.dead, found.skips, found.stale_ticks):
+        for metric in (found.duration, found.wait, found.retries, found.dead, found.skips, found.stale_ticks,
+                       found.postponed, found.parked):
             metric.labels(policy.queue, policy.actor)
 
 
 def queue_lengths() -> dict[tuple[str, str], int]:
-    """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``."""
+    """(queue, state) → count: waiting and delayed from the Redis broker, dead from ``dead_letters``, fair: jobs
+    with fairness keys waiting in their keys' lists to be fed to the queue."""
     from cep_automation.db import connection
+    from cep_automation.flow import fairness
     from cep_automation.records.broker_state import queue_names, waiting_and_delayed
 
     lengths = waiting_and_delayed()
     lengths.update({(queue, "dead"): 0 for queue in queue_names()})
+    lengths.update({(queue, "fair"): fairness.waiting(queue) for queue in queue_names()})
     with connection(timeout=3) as conn:
         for row in conn.execute("SELECT queue, count(*) AS n FROM dead_letters WHERE status = 'dead'"
                                 " GROUP BY queue"):

@@ -85,3 +85,28 @@ def test_every_known_series_exists_at_zero_before_any_job(stub_broker):
         for status in ("completed", "failed", "skipped"):
             assert f'jobs_processed_total{{queue="{policy.queue}",status="{status}"}}' in text
     assert 'job_dead_letters_total{job_name="backup.daily",queue="backup"} 0.0' in text
+
+
+def test_a_postponed_attempt_is_counted_as_waiting_not_failed(db, stub_broker, stub_worker):
+    import dramatiq
+
+    from cep_automation.errors import Postponed
+
+    tries = []
+
+    @dramatiq.actor(actor_name="testing.waits", queue_name="testing", max_retries=0)
+    def waits() -> None:
+        tries.append(1)
+        if len(tries) == 1:
+            raise Postponed("over a limit", retry_after=0.01)
+
+    try:
+        waits.send()
+        stub_broker.join("testing", fail_fast=False)
+        stub_worker.join()
+        text = metrics.render()[0].decode()
+        assert len(tries) == 2  # no attempt was used up: it ran again although it allows no retries
+        assert sample(text, "job_postponed_total", queue="testing", job_name="testing.waits") == 1
+        assert sample(text, "job_retries_total", queue="testing", job_name="testing.waits") == 0
+    finally:
+        stub_broker.actors.pop("testing.waits", None)
