@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 CHILD = r"""
 import json, sys, time
@@ -85,6 +86,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--overhead", action="store_true", help="also measure a limit that never binds")
+    parser.add_argument("--fairness", action="store_true", help="also: key A 2,000 jobs then key B 20")
+    parser.add_argument("--ordering", action="store_true", help="also: 100 keys x 20 jobs, 10%% failing once")
     parser.add_argument("--messages", type=int, default=3000, help="messages per overhead round (3000)")
     args = parser.parse_args()
     from cep_automation.testing.services import TestServices
@@ -95,6 +98,8 @@ def main() -> int:
         results = {kind: run(kind, args, env, services.redis_url) for kind in ("dramatiq", "ours")}
         os.environ.update(services.env())
         overhead = limiter_overhead(args) if args.overhead else None
+        fair = fairness_run() if args.fairness else None
+        ordered = ordering_run() if args.ordering else None
     finally:
         services.stop()
     print(f"a {args.rate:g}/s limit shared by {args.processes} processes for {args.seconds:g} s "
@@ -111,7 +116,129 @@ def main() -> int:
         plain, limited = overhead
         print(f"no-op job, {args.messages} x 3 rounds, 8 threads: {plain:.0f}/s plain, {limited:.0f}/s behind a limit "
               f"that never binds: ratio {limited / plain:.2f} (goal >= 0.90)")
+    if fair is not None:
+        print("fairness: key A sends 2,000 jobs (5 ms each), then key B 20; 8 threads, one process")
+        for name, row in fair.items():
+            print(f"  {name:16} B's last job finished {row['b_last']:5d}th of 2,020 (A's jobs done before it: "
+                  f"{row['a_before']}); Jain's index over windows of 100 while both wait: {row['jain']:.2f}")
+    if ordered is not None:
+        print("ordering: 100 keys x 20 jobs (2 ms each), one in ten failing its first try; 8 threads, one process")
+        for name, row in ordered.items():
+            print(f"  {name:16} {row['rate']:7.0f} jobs/s  order violations {row['violations']}")
+        ratio = ordered["ordering keys"]["rate"] / ordered["no keys"]["rate"]
+        print(f"  throughput with ordering / without: {ratio:.2f} (goal >= 0.80)")
     return 0 if verdict else 1
+
+
+def _stack_broker(tag: str) -> tuple[Any, Any]:
+    """Our broker in a namespace of its own, and a plain Dramatiq one beside it."""
+    import dramatiq  # noqa: F401
+    from dramatiq.brokers.redis import RedisBroker
+
+    from cep_automation.broker import build_broker
+    from cep_automation.settings import get_settings
+
+    settings = get_settings()
+    ours = build_broker(settings.model_copy(update={"cep_namespace": f"{settings.cep_namespace}-{tag}"}))
+    plain = RedisBroker(url=settings.redis_url, namespace=f"{settings.cep_namespace}-{tag}-plain")
+    return ours, plain
+
+
+def _run_worker(broker: Any, queue: str, until: Any, threads: int = 8) -> float:
+    import dramatiq
+
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
+    started = time.perf_counter()
+    worker.start()
+    while not until():
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    return elapsed
+
+
+def jain(shares: list[float]) -> float:
+    return sum(shares) ** 2 / (len(shares) * sum(x * x for x in shares)) if any(shares) else 1.0
+
+
+def fairness_run() -> dict[str, dict[str, float]]:
+    """Key A's 2,000 jobs then key B's 20: where B's last one finishes, with fairness keys and in a plain queue."""
+    return {name: _fairness_once(fair) for name, fair in (("plain Dramatiq", False), ("fairness keys", True))}
+
+
+def _fairness_once(fair: bool) -> dict[str, float]:
+    import threading
+
+    import dramatiq
+    from dramatiq import Message
+
+    from cep_automation import options as opt
+    from cep_automation.flow import fairness
+
+    ours, plain = _stack_broker("fair")
+    broker = ours if fair else plain
+    done: list[str] = []
+    lock = threading.Lock()
+
+    def job(key: str, n: int) -> None:
+        time.sleep(0.005)
+        with lock:
+            done.append(key)
+
+    dramatiq.actor(job, actor_name="bench.fair", queue_name="bench-fair", broker=broker)
+    for key, count in (("A", 2000), ("B", 20)):
+        for n in range(count):
+            message = Message(queue_name="bench-fair", actor_name="bench.fair", args=(),
+                              kwargs={"key": key, "n": n}, options={opt.FAIRNESS_KEY: key} if fair else {})
+            if fair:
+                fairness.enqueue(broker, message, key)
+            else:
+                broker.enqueue(message)
+    _run_worker(broker, "bench-fair", lambda: len(done) >= 2020)
+    b_last = max(i for i, key in enumerate(done) if key == "B") + 1
+    windows = [done[i:i + 100] for i in range(0, b_last, 100)]
+    ours.close()
+    plain.close()
+    return {"b_last": b_last, "a_before": done[:b_last].count("A"),
+            "jain": sum(jain([w.count("A") / len(w), w.count("B") / len(w)]) for w in windows) / max(1, len(windows))}
+
+
+def ordering_run() -> dict[str, dict[str, float]]:
+    """100 keys x 20 jobs with 10% failing once: throughput and order violations, with and without ordering keys."""
+    return {name: _ordering_once(ordered) for name, ordered in (("no keys", False), ("ordering keys", True))}
+
+
+def _ordering_once(ordered: bool) -> dict[str, float]:
+    import threading
+
+    import dramatiq
+
+    from cep_automation.runtime.actor import CepActor
+    from cep_automation.runtime.enqueue import enqueue
+
+    broker, plain = _stack_broker("order" + ("-k" if ordered else ""))
+    finished: dict[str, list[int]] = {}
+    failed_once: set[tuple[str, int]] = set()
+    lock = threading.Lock()
+
+    def job(key: str, n: int) -> None:
+        time.sleep(0.002)
+        with lock:
+            if n % 10 == 3 and (key, n) not in failed_once:
+                failed_once.add((key, n))
+                raise RuntimeError("a hiccup")
+            finished.setdefault(key, []).append(n)
+
+    actor = dramatiq.actor(job, actor_name="bench.ordered", queue_name="bench-order", broker=broker,
+                           actor_class=CepActor, max_retries=3, min_backoff=10, max_backoff=50)
+    for n in range(20):
+        for k in range(100):
+            enqueue(actor, {"key": f"k{k}", "n": n}, **({"ordering_key": f"k{k}"} if ordered else {}))
+    elapsed = _run_worker(broker, "bench-order", lambda: sum(len(v) for v in finished.values()) >= 2000)
+    violations = sum(1 for ns in finished.values() for a, b in zip(ns, ns[1:], strict=False) if b < a)
+    broker.close()
+    plain.close()
+    return {"rate": 2000 / elapsed, "violations": violations}
 
 
 def limiter_overhead(args: argparse.Namespace) -> tuple[float, float]:
