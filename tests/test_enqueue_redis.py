@@ -52,7 +52,7 @@ def test_a_delayed_enqueue_goes_to_the_delay_queue_with_its_eta(redis_actor, red
     assert redis_client.llen(f"{namespace}:once.DQ") == 1 and redis_client.llen(f"{namespace}:once") == 0
 
 
-def test_an_ordering_key_puts_each_message_in_its_line_as_it_is_enqueued(cep_services, redis_client):
+def test_an_ordering_key_puts_each_message_in_its_line_and_parks_those_behind_the_first(cep_services, redis_client):
     from cep_automation.flow.ordering import line_key
 
     namespace = f"{cep_services.namespace}-order-{uuid.uuid4().hex[:6]}"
@@ -70,7 +70,9 @@ def test_an_ordering_key_puts_each_message_in_its_line_as_it_is_enqueued(cep_ser
         line = [m.decode() for m in redis_client.lrange(line_key("lead:L1"), 0, -1)]
         assert line == [first.message_id, second.message_id]
         assert redis_client.lrange(line_key("campaign:7"), 0, -1) == [other.message_id.encode()]
-        assert redis_client.llen(f"{namespace}:ordered") == 3  # in the queue too, by the same script
+        # The first of a line goes on the queue; the one behind it waits, parked, until its turn
+        assert redis_client.llen(f"{namespace}:ordered") == 2
+        assert redis_client.hkeys(line_key("lead:L1") + ":parked") == [second.message_id.encode()]
     finally:
         for name in redis_client.scan_iter(match=f"{namespace}:*"):
             redis_client.delete(name)

@@ -13,10 +13,11 @@ Redis) runs: an ordering key never blocks a job for ever.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from cep_automation import options as opt
-from cep_automation.db.redis_client import get_redis, key, lua
+from cep_automation.db.redis_client import evalsha, get_redis, key, lua
 
 # KEYS: line, parked (id -> "queue\\nredis id"), parked data (id -> message). ARGV: message id, queue, redis id, data.
 # Returns 1: run now (its turn, or not in the line); 0: parked until its turn.
@@ -45,7 +46,7 @@ redis.call('HDEL', KEYS[3], head)
 local newline = string.find(where, '\\n', 1, true)
 local queue, rid = string.sub(where, 1, newline - 1), string.sub(where, newline + 1)
 redis.call('HSET', ARGV[2] .. ':' .. queue .. '.msgs', rid, data)
-redis.call('RPUSH', ARGV[2] .. ':' .. queue, rid)
+redis.call('LPUSH', ARGV[2] .. ':' .. queue, rid)  -- at the front: it has waited its turn already
 return head
 """
 
@@ -72,6 +73,12 @@ def release(ordering_key: str, message_id: str, namespace: str) -> str | None:
     """``message_id`` ended: off its line; the next job, if parked, goes back on its queue. Returns its id."""
     reply = lua(_RELEASE, get_redis())(keys=_keys(ordering_key), args=[message_id, namespace])
     return reply.decode() if isinstance(reply, bytes) else None
+
+
+def release_op(ordering_key: str, message_id: str, namespace: str) -> Callable[[Any], None]:
+    """:func:`release` as an operation on a pipeline (to send it with the message's ack)."""
+    script, keys = lua(_RELEASE, get_redis()), _keys(ordering_key)
+    return lambda pipe: evalsha(pipe, script, keys, [message_id, namespace])
 
 
 def join_line(ordering_key: str, message_id: str) -> None:

@@ -16,6 +16,7 @@ from dramatiq import Middleware
 from dramatiq.middleware import SkipMessage
 
 from cep_automation import options as opt
+from cep_automation.broker import acks
 from cep_automation.flow import ordering
 
 
@@ -44,6 +45,11 @@ class Ordering(Middleware):
 
     @staticmethod
     def _release(broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        """Off the line and the next one back on its queue: with the message's ack where the broker batches
+        them (one round trip fewer), else now."""
         order = message.options.get(opt.ORDERING_KEY)
-        if order:
-            ordering.release(order, message.message_id, getattr(broker, "namespace", ""))
+        if not order:
+            return
+        namespace = getattr(broker, "namespace", "")
+        if not acks.after_ack(broker, message, ordering.release_op(order, message.message_id, namespace)):
+            ordering.release(order, message.message_id, namespace)

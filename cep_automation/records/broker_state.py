@@ -214,17 +214,23 @@ def run_maintenance(broker: Any, queues: list[str] | None = None) -> None:
                        broker.dead_message_ttl, 1, broker._max_unpack_size()], keys=[broker.namespace])
 
 
-# KEYS: the enqueue claim, the queue's list, the queue's message hash, the ordering key's line.
-# ARGV: message id, claim ttl, redis id, data, claim (0/1), line (0/1). Unused keys repeat the queue's list.
+# KEYS: the enqueue claim, the queue's list, the queue's message hash, the ordering key's line, its parked jobs
+# (id -> "queue\nredis id") and their messages. ARGV: message id, claim ttl, redis id, data, claim (0/1),
+# line (0/1), park when not first (0/1), queue name. Unused keys repeat the queue's list.
+# A job with others before it in its line is parked at once: it is fetched only when its turn comes.
 _ENQUEUE_ONCE = """
 if ARGV[5] == '1' then
   local holder = redis.call('GET', KEYS[1])
   if holder then return holder end
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 end
+if ARGV[6] == '1' and redis.call('RPUSH', KEYS[4], ARGV[1]) > 1 and ARGV[7] == '1' then
+  redis.call('HSET', KEYS[5], ARGV[1], ARGV[8] .. '\\n' .. ARGV[3])
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
+  return false
+end
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[3])
-if ARGV[6] == '1' then redis.call('RPUSH', KEYS[4], ARGV[1]) end
 return false
 """
 
@@ -246,9 +252,11 @@ def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str | 
         message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
     broker.emit_before("enqueue", message, delay)
     redis_id, queue_key = message.options["redis_message_id"], f"{broker.namespace}:{queue_name}"
+    line = line_key or queue_key
     holder = lua(_ENQUEUE_ONCE, broker.client)(
-        keys=[claim_key or queue_key, queue_key, f"{queue_key}.msgs", line_key or queue_key],
-        args=[message.message_id, window_s, redis_id, message.encode(), 1 if claim_key else 0, 1 if line_key else 0])
+        keys=[claim_key or queue_key, queue_key, f"{queue_key}.msgs", line, f"{line}:parked", f"{line}:parked-data"],
+        args=[message.message_id, window_s, redis_id, message.encode(), 1 if claim_key else 0, 1 if line_key else 0,
+              0 if delay is not None else 1, queue_name])
     if holder:
         return message, as_text(holder)
     broker.emit_after("enqueue", message, delay)
