@@ -134,7 +134,7 @@ async def dispatch(request: Request) -> Response:
         if MESSAGE_ID.match(request.path_params["name"]):
             await job_wait.until_ended(request.path_params["name"], request.query_params.get("wait"))
         return await run_in_threadpool(job_status, request)
-    if request.method == "DELETE":
+    if request.method == "DELETE" and request.path_params["name"] not in job_names():
         return await run_in_threadpool(scheduling_api.cancel, request)
     raise ApiError(405, "Method Not Allowed", headers={"Allow": allowed_methods(request.path_params["name"])})
 
