@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     ga4_credentials: SecretStr | None = None
     ga4_base_url: str = "https://analyticsdata.googleapis.com/v1beta"
     crm_enabled: bool = False
-    meta_calls_per_minute: int = Field(200, ge=1)
+    meta_calls_per_minute: int = Field(1200, ge=1)
     llm_requests_per_minute: int = Field(500, ge=1)
     llm_tokens_per_minute: int = Field(200_000, ge=1)
     crm_webhook_url: str | None = None

@@ -93,6 +93,7 @@ class MetaGraph(HttpIntegration, Ads):
         """Graph API calls per app (its access token), shared by every worker (flow control): Meta throttles by
         usage and answers codes 4/17/613 when it is exceeded; staying under a rate keeps bursts from getting there."""
         rate = self.settings.meta_calls_per_minute
+        # A tenth of a minute's calls at once: campaign.sync asks for a hundred campaigns' insights together.
         return Limit("meta", rate=rate, period_s=60, burst=max(1, rate // 10), wait_s=self.limit_wait_s)
 
     def _app(self) -> str:
