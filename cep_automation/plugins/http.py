@@ -34,6 +34,7 @@ import requests
 from cep_automation import telemetry
 from cep_automation.errors import PermanentError, TransientError, Unconfirmed
 from cep_automation.plugins.integration import Integration
+from cep_automation.records.metrics import observe_integration
 from cep_automation.redact import redact
 
 CONNECT_TIMEOUT_S = 5.0
@@ -109,9 +110,12 @@ class HttpClient:
                 if span is not None:
                     span.set_attribute("http.response.status_code", response.status_code)
         except (requests.Timeout, requests.ConnectionError) as exc:
+            observe_integration(self.name, "no_answer", time.monotonic() - started)
             raise self._failed(method, path, exc, repeatable) from None
+        elapsed = time.monotonic() - started
+        observe_integration(self.name, "ok" if response.status_code < 400 else "error", elapsed)
         self.logger.info("%s %s → %d in %d ms", method, redact(path.split("?")[0]), response.status_code,
-                         (time.monotonic() - started) * 1000)
+                         elapsed * 1000)
         if response.status_code < 400:
             return response
         error = self.classify(response) if self.classify else None

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -30,6 +31,7 @@ from cep_automation.plugins.http import (
     retry_after_seconds,
 )
 from cep_automation.plugins.kinds import Contact, EmailMarketing
+from cep_automation.records.metrics import observe_integration
 from cep_automation.redact import redact
 from cep_automation.settings import Settings
 
@@ -191,10 +193,15 @@ class Mailchimp(EmailMarketing):
 
     def _call(self, action: Callable[[MailChimp], Any]) -> Any:
         """Run one mailchimp3 call within the account's connections, turning its exceptions into ours."""
+        started = time.monotonic()
         try:
             with hold(self.connections(), self._account()):
-                return action(self._client())
+                answer = action(self._client())
+            observe_integration(self.name, "ok", time.monotonic() - started)
+            return answer
         except (MailChimpError, requests.RequestException) as exc:  # before ValueError: JSONDecodeError is both
+            outcome = "no_answer" if isinstance(exc, (requests.Timeout, requests.ConnectionError)) else "error"
+            observe_integration(self.name, outcome, time.monotonic() - started)
             raise classify_error(exc) from None
         except ValueError as exc:  # mailchimp3 checks the email's shape before sending
             # Not echoed: an address too malformed to match the masking pattern would leak whole.

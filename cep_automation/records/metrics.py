@@ -28,6 +28,17 @@ logger = logging.getLogger("cep_automation.records.metrics")
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60)  # the seed's buckets
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
 QUEUE_STATES = ("waiting", "delayed", "dead", "fair")
+INTEGRATION_OUTCOMES = ("ok", "error", "no_answer")
+INTEGRATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+BUILT_IN_INTEGRATIONS = ("mailchimp", "mandrill", "whatsapp", "meta", "ga4", "crm_webhook")
+
+
+def observe_integration(integration: str, outcome: str, seconds: float) -> None:
+    """One call to an external service (plugins/http.py and the SDK-based plugins call this)."""
+    try:
+        job_metrics().integration.labels(integration, outcome).observe(seconds)
+    except Exception as exc:  # metrics never fail a call
+        logger.debug("integration metric not recorded: %s", exc)
 PROCESSED_STATUSES = ("completed", "failed", "skipped")
 
 
@@ -64,6 +75,9 @@ def job_metrics() -> SimpleNamespace:
                                " provider's confirmation (no attempt used up).", labels, registry=registry),
         parked=prom.Counter("job_parked", "Deliveries set aside to wait for their ordering key's turn.", labels,
                             registry=registry),
+        integration=prom.Histogram("integration_request_seconds", "Calls to external services: time to the answer,"
+                                   " by outcome (ok, error: an HTTP error status, no_answer: timeout or connection).",
+                                   ["integration", "outcome"], buckets=INTEGRATION_BUCKETS, registry=registry),
     )
     _zero_every_label_set(found)
     return found
@@ -73,6 +87,9 @@ def _zero_every_label_set(found: SimpleNamespace) -> None:
     """Create every (queue, job) and (queue, status) series at 0, so ``increase(...)`` sees 0, not nothing."""
     from cep_automation.queues import POLICIES
 
+    for integration in BUILT_IN_INTEGRATIONS:
+        for outcome in INTEGRATION_OUTCOMES:
+            found.integration.labels(integration, outcome)
     for policy in POLICIES:
         for status in PROCESSED_STATUSES:
             found.processed.labels(policy.queue, status)

@@ -96,3 +96,27 @@ def test_logs_never_show_tokens_or_personal_data(server, caplog):
     text = caplog.text
     assert "GET" in text and "ana@example.com" not in text and "EAAGsecret" not in text
     assert "s3cret-token" not in text
+
+
+def test_each_call_is_measured_by_integration_and_outcome(server):
+    from cep_automation.records import metrics
+    from cep_automation.testing.ports import free_port
+
+    def count(text: str, name: str, outcome: str) -> float:
+        line = next((row for row in text.splitlines() if row.startswith("integration_request_seconds_count")
+                     and f'integration="{name}"' in row and f'outcome="{outcome}"' in row), None)
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    before = metrics.render()[0].decode()
+    measured = client(server)
+    measured.name = "measured"
+    measured.get("/ok")
+    server.fail_next(500, {"error": "boom"})
+    with pytest.raises(TransientError):
+        measured.get("/boom")
+    gone = HttpClient("measured", f"http://127.0.0.1:{free_port()}", timeout=(0.5, 0.5))
+    with pytest.raises(TransientError):
+        gone.get("/nobody")
+    after = metrics.render()[0].decode()
+    outcomes = ("ok", "error", "no_answer")
+    assert [count(after, "measured", o) - count(before, "measured", o) for o in outcomes] == [1, 1, 1]
