@@ -74,3 +74,13 @@ def test_a_queue_caps_how_long_its_jobs_wait_behind_fresher_work():
     assert deadline_ms(Message(), actor_priority=10) == 1_000_000 + 60_000  # stats: at most 60 s, not 100
     Message.queue_name = "campaigns"
     assert deadline_ms(Message(), actor_priority=10) == 1_000_000 + int(10 * PRIORITY_STEP_S * 1000)
+
+
+def test_a_priority_given_with_a_message_is_checked_and_carried(stub_broker):
+    from cep_automation.errors import ScheduleError
+    from cep_automation.runtime.enqueue import enqueue
+
+    message = enqueue("stats.rollup", {}, priority="3").message
+    assert message.options["priority"] == 3
+    with pytest.raises(ScheduleError, match="priority -1 is not a whole number from 0"):
+        enqueue("stats.rollup", {}, priority=-1)

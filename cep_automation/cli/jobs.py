@@ -25,11 +25,14 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict[str
     return payload
 
 
-def _timing(run_at: str | None, delay: str | None, debounce: str | None, debounce_key: str | None) -> dict[str, Any]:
+def _timing(run_at: str | None, delay: str | None, debounce: str | None, debounce_key: str | None,
+            priority: str | None = None) -> dict[str, Any]:
     """The enqueue keywords of the timing flags; a bad value is a ScheduleError (one line, exit 2)."""
     from cep_automation.runtime import timing
 
     options: dict[str, Any] = {}
+    if priority is not None:
+        options["priority"] = timing.priority(priority, "--priority")
     if run_at is not None:
         options["run_at"] = timing.parse_instant(run_at, "--run-at")
     if delay is not None:
@@ -51,8 +54,10 @@ def _timing(run_at: str | None, delay: str | None, debounce: str | None, debounc
 @click.option("--delay", metavar="SECONDS", help="Run this many seconds from now.")
 @click.option("--debounce", metavar="SECONDS", help="Run once after this many quiet seconds (per --debounce-key).")
 @click.option("--debounce-key", metavar="KEY", help="What a debounce groups by (default: the job's key, else the job).")
+@click.option("--priority", metavar="N", help="0 (most urgent) to 100; each level may wait 10 s longer behind fresher"
+              " work (default: the job's).")
 def enqueue(job: str, args: tuple[str, ...], payload_json: str | None, run_at: str | None, delay: str | None,
-            debounce: str | None, debounce_key: str | None) -> None:
+            debounce: str | None, debounce_key: str | None, priority: str | None) -> None:
     """Send JOB with a payload given as NAME=VALUE pairs or --json; prints the message id.
 
     A queue past its soft limit takes the job deferred (said on stderr); past its hard limit the job is refused
@@ -62,7 +67,7 @@ def enqueue(job: str, args: tuple[str, ...], payload_json: str | None, run_at: s
     from cep_automation.runtime.enqueue import enqueue
 
     payload = _parse_payload(args, payload_json)
-    timing = _timing(run_at, delay, debounce, debounce_key)
+    timing = _timing(run_at, delay, debounce, debounce_key, priority)
     check_redis()
     enqueued = enqueue(job, payload, **timing)  # every refusal is a CepError: one line, exit 2
     click.echo(enqueued.message_id)

@@ -119,6 +119,8 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
     payload = validate(actor, args, kwargs, strict=strict)
     when = timing.resolve(run_at, delay, debounce)
+    if options.get("priority") is not None:
+        options["priority"] = timing.priority(options["priority"])
     key = idempotency_key(actor, payload, options)
     if key is not None:
         options[opt.IDEMPOTENCY_KEY] = key

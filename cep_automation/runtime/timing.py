@@ -29,6 +29,21 @@ class When:
 NOW = When()
 
 
+MAX_PRIORITY = 100
+
+
+def priority(value: object, name: str = "priority") -> int:
+    """A job's priority: a whole number from 0 (most urgent) to :data:`MAX_PRIORITY`; each level lets it wait
+    10 s longer behind fresher work (:mod:`cep_automation.flow.priority`)."""
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not 0 <= number <= MAX_PRIORITY:
+        raise ScheduleError(f"{name} {value!r} is not a whole number from 0 (most urgent) to {MAX_PRIORITY}")
+    return number
+
+
 def parse_instant(text: str, name: str = "run_at") -> dt.datetime:
     """An ISO 8601 instant with its offset (``2026-12-07T09:00:00+01:00``, ``…Z``); naive text is refused."""
     try:

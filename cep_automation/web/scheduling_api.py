@@ -19,11 +19,12 @@ from cep_automation.runtime import timing
 from cep_automation.runtime.enqueue import cancel as cancel_job
 from cep_automation.web.errors import ApiError
 
-TIMING_PARAMETERS = ("run_at", "delay", "debounce", "debounce_key")
+TIMING_PARAMETERS = ("run_at", "delay", "debounce", "debounce_key", "priority")
 
 
 def timing_options(request: Request) -> dict[str, Any]:
-    """The enqueue keywords the query asks for (``run_at``, ``delay`` in ms, ``debounce``, ``debounce_key``)."""
+    """The enqueue keywords the query asks for (``run_at``, ``delay`` in ms, ``debounce``, ``debounce_key``,
+    ``priority``)."""
     query, options = request.query_params, dict[str, Any]()
     try:
         if "run_at" in query:
@@ -32,6 +33,8 @@ def timing_options(request: Request) -> dict[str, Any]:
             options["delay"] = int(timing.parse_seconds(query["delay"], "delay") * 1000)
         if "debounce" in query:
             options["debounce"] = timing.parse_seconds(query["debounce"], "debounce")
+        if "priority" in query:
+            options["priority"] = timing.priority(query["priority"])
     except ScheduleError as exc:
         raise ApiError(400, str(exc)) from None
     if "debounce_key" in query:

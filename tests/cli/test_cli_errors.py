@@ -53,6 +53,8 @@ def test_unknown_job(cep_services):
     (["enqueue", "stats.rollup", "colour=blue"], "does not take this payload"),
     (["enqueue", "stats.rollup", "oops"], "is not NAME=VALUE"),
     (["enqueue", "stats.rollup", "--json", "{nope"], "not valid JSON"),
+    (["enqueue", "stats.rollup", "--priority", "urgent"], "--priority 'urgent' is not a whole number from 0"),
+    (["enqueue", "stats.rollup", "--priority", "101"], "--priority '101' is not a whole number from 0"),
 ])
 def test_bad_enqueue_arguments(cep_services, args, expected):
     assert_clean_error(run(args, {}), expected)

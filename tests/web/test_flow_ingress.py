@@ -77,7 +77,21 @@ def test_delay_and_debounce_by_query_parameters(api, db, redis_client):
     ({"run_at": "2026-12-07T09:00:00"}, "has no time zone"),
     ({"delay": "-1"}, "delay must be zero or more seconds"),
     ({"debounce_key": "k"}, "debounce_key needs debounce=SECONDS"),
+    ({"priority": "high"}, "priority 'high' is not a whole number from 0"),
 ])
 def test_bad_timing_parameters_are_a_400_saying_what_is_wrong(api, redis_client, params, says):
     answer = api().post("/v1/jobs/stats.rollup", params=params, json={})
     assert answer.status_code == 400 and says in answer.json()["error"]
+
+
+def test_a_priority_by_query_parameter_travels_with_the_job(api, redis_client):
+    import json
+
+    from cep_automation.db.redis_client import as_text
+
+    answer = api().post("/v1/jobs/stats.rollup", params={"priority": "0"}, json={})
+    assert answer.status_code == 202
+    message_id = answer.json()["message_id"]
+    stored = [json.loads(as_text(raw)) for name in redis_client.scan_iter(match="*:stats.msgs")
+              for raw in redis_client.hvals(name)]
+    assert [m["options"]["priority"] for m in stored if m["message_id"] == message_id] == [0]
