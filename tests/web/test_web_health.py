@@ -20,7 +20,7 @@ def test_health_reports_every_part_and_queue(server, db):
     assert body["checks"]["redis"] == body["checks"]["postgresql"] == {"status": "ok"}
     queues = body["checks"]["queues"]["queues"]
     assert set(queues) == {p.queue for p in POLICIES}
-    assert queues["stats"] == {"waiting": 0, "delayed": 0, "dead": 1}
+    assert queues["stats"] == {"waiting": 0, "delayed": 0, "dead": 1, "fair": 0}
     assert httpx.get(server.url + "/ready").json()["status"] == "ok"
 
 
