@@ -77,3 +77,15 @@ def test_an_ordering_key_puts_each_message_in_its_line_and_parks_those_behind_th
         for name in redis_client.scan_iter(match=f"{namespace}:*"):
             redis_client.delete(name)
         broker.close()
+
+
+def test_the_enqueue_writes_the_queued_record_in_the_same_script(redis_actor, redis_client):
+    from cep_automation.db.redis_client import key
+    from cep_automation.records import job_state
+
+    actor, _ = redis_actor
+    message = enqueue(actor, {}).message
+    # Written by the enqueue itself, not by the background writer: readable before anything is flushed
+    stored = redis_client.hgetall(key("job", message.message_id))
+    assert stored[b"state"] == b"queued" and stored[b"actor"] == b"testing.once" and stored[b"queue"] == b"once"
+    assert job_state.get_job(message.message_id).state == "queued"

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import dramatiq.worker
-from dramatiq.common import current_millis, iter_queue, q_name
+from dramatiq.common import iter_queue, q_name
 from dramatiq.errors import ActorNotFound, BrokerConnectionError
 from dramatiq.worker import _WorkQueueItem
 
@@ -108,7 +108,7 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         """Move due retries to their queue; one that cannot be moved now stays in the delay queue."""
         for item in iter_queue(self.delay_queue):  # type: ignore[no-untyped-call]  # dramatiq.common is unannotated
             message = item.message
-            if item.priority > current_millis():
+            if item.priority > dramatiq.worker.current_millis():  # type: ignore[attr-defined]  # the clock Dramatiq's thread reads
                 self.delay_queue.put(item)
                 self.delay_queue.task_done()
                 break

@@ -21,6 +21,8 @@ class JobState(Middleware):
     def after_enqueue(self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
         if message.options.get("retries"):
             job_state.record(message.message_id, "retrying")
+        elif job_state.queued_written.get():  # the enqueue script wrote it, in the same round trip
+            return
         else:
             job_state.record(message.message_id, "queued", only_if_new=True, actor=message.actor_name,
                         queue=message.queue_name)

@@ -20,7 +20,7 @@ from dramatiq.common import current_millis, dq_name
 
 from cep_automation.db.redis_client import as_text, get_redis, key, lua
 from cep_automation.queues import POLICIES
-from cep_automation.records import rabbitmq_state
+from cep_automation.records import job_state, rabbitmq_state
 from cep_automation.settings import get_settings
 
 HEARTBEAT_WINDOW_MS = 60_000
@@ -215,9 +215,10 @@ def run_maintenance(broker: Any, queues: list[str] | None = None) -> None:
 
 
 # KEYS: the enqueue claim, the queue's list, the queue's message hash, the ordering key's line, its parked jobs
-# (id -> "queue\nredis id") and their messages. ARGV: message id, claim ttl, redis id, data, claim (0/1),
-# line (0/1), park when not first (0/1), queue name. Unused keys repeat the queue's list.
-# A job with others before it in its line is parked at once: it is fetched only when its turn comes.
+# (id -> "queue\nredis id") and their messages, the job's state record. ARGV: message id, claim ttl, redis id,
+# data, claim (0/1), line (0/1), park when not first (0/1), queue name, record (0/1), record ttl, its fields...
+# Unused keys repeat the queue's list. A job with others before it in its line is parked at once: it is fetched
+# only when its turn comes. The producer's "queued" record goes in the same script (unless a worker wrote first).
 _ENQUEUE_ONCE = """
 if ARGV[5] == '1' then
   local holder = redis.call('GET', KEYS[1])
@@ -231,12 +232,16 @@ if ARGV[6] == '1' and redis.call('RPUSH', KEYS[4], ARGV[1]) > 1 and ARGV[7] == '
 end
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[3])
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[7]) == 0 then
+  redis.call('HSET', KEYS[7], unpack(ARGV, 11))
+  redis.call('EXPIRE', KEYS[7], ARGV[10])
+end
 return false
 """
 
 
 def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str | None, window_s: int,
-                 line_key: str | None = None) -> tuple[Any, str | None]:
+                 line_key: str | None = None, *, write_state: bool = False) -> tuple[Any, str | None]:
     """Claim ``claim_key`` and enqueue ``message`` on the Redis broker in one script: both happen or neither
     (and, given ``line_key``, append the message to its ordering key's line in the same script).
 
@@ -253,13 +258,19 @@ def enqueue_once(broker: Any, message: Any, delay: int | None, claim_key: str | 
     broker.emit_before("enqueue", message, delay)
     redis_id, queue_key = message.options["redis_message_id"], f"{broker.namespace}:{queue_name}"
     line = line_key or queue_key
+    job_key, ttl, fields = job_state.queued_fields(message) if write_state else (queue_key, 0, [])
     holder = lua(_ENQUEUE_ONCE, broker.client)(
-        keys=[claim_key or queue_key, queue_key, f"{queue_key}.msgs", line, f"{line}:parked", f"{line}:parked-data"],
+        keys=[claim_key or queue_key, queue_key, f"{queue_key}.msgs", line, f"{line}:parked", f"{line}:parked-data",
+              job_key],
         args=[message.message_id, window_s, redis_id, message.encode(), 1 if claim_key else 0, 1 if line_key else 0,
-              0 if delay is not None else 1, queue_name])
+              0 if delay is not None else 1, queue_name, 1 if write_state else 0, ttl, *fields])
     if holder:
         return message, as_text(holder)
-    broker.emit_after("enqueue", message, delay)
+    token = job_state.queued_written.set(write_state)
+    try:
+        broker.emit_after("enqueue", message, delay)
+    finally:
+        job_state.queued_written.reset(token)
     return message, None
 
 

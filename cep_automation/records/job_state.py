@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,17 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
+
+
+# Set while the enqueue script itself wrote the job's "queued" record (records/broker_state.enqueue_once): the
+# JobState middleware's after_enqueue then has nothing left to write.
+queued_written: ContextVar[bool] = ContextVar("queued_written", default=False)
+
+
+def queued_fields(message: Any) -> tuple[str, int, list[Any]]:
+    """The job key, retention and fields of a new message's "queued" record (for the enqueue script)."""
+    fields = {"state": "queued", "updated_at": now(), "actor": message.actor_name, "queue": message.queue_name}
+    return key("job", message.message_id), KEEP_FAILED_S, [item for pair in fields.items() for item in pair]
 
 
 def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: Any) -> None:

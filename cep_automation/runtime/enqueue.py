@@ -197,12 +197,10 @@ def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | No
             if key:
                 idempotency.release_enqueue(key, message.message_id)
             raise
-    if key is None and order is None:
-        return Enqueued(actor.broker.enqueue(message, delay=delay), duplicate=False)
-    if broker_state.is_redis(actor.broker):  # the claim, the enqueue and the line in one script
+    if broker_state.is_redis(actor.broker):  # the claim, the enqueue, the line and the "queued" record: one script
         enqueued, holder = broker_state.enqueue_once(
             actor.broker, message, delay, idempotency.sent_key(key) if key else None, idempotency.WINDOW_S,
-            ordering.line_key(order) if order else None)
+            ordering.line_key(order) if order else None, write_state=not message.options.get("retries"))
         if holder is not None:
             logger.info("Not enqueuing %s again: key %r is held by message %s", actor.actor_name, key, holder)
             return Enqueued(message.copy(message_id=holder), duplicate=True)
