@@ -42,3 +42,18 @@ def rabbitmq(cep_services):
             else:
                 os.environ[name] = value
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def redis_broker(settings_for, cep_services, redis_client):
+    """Our broker (the whole stack, batched acks) on the real Redis, in a namespace of its own, emptied after."""
+    import uuid
+
+    from cep_automation.broker import build_broker
+
+    namespace = f"{cep_services.namespace}-{uuid.uuid4().hex[:6]}"
+    broker = build_broker(settings_for(broker_url=cep_services.redis_url, cep_namespace=namespace))
+    yield broker
+    for name in redis_client.scan_iter(match=f"{namespace}:*"):
+        redis_client.delete(name)
+    broker.close()

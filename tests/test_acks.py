@@ -7,20 +7,9 @@ import threading
 import uuid
 
 import dramatiq
-import pytest
 
-from cep_automation.broker import acks, build_broker
+from cep_automation.broker import acks
 from cep_automation.records import idempotency
-
-
-@pytest.fixture
-def redis_broker(settings_for, cep_services, redis_client):
-    namespace = f"{cep_services.namespace}-acks-{uuid.uuid4().hex[:6]}"
-    broker = build_broker(settings_for(broker_url=cep_services.redis_url, cep_namespace=namespace))
-    yield broker
-    for name in redis_client.scan_iter(match=f"{namespace}:*"):
-        redis_client.delete(name)
-    broker.close()
 
 
 def unacked(broker, redis_client) -> int:

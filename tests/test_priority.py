@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import dramatiq
 import pytest
 
-from cep_automation.broker import build_broker
 from cep_automation.flow.priority import PRIORITY_STEP_S, deadline_ms
-
-
-@pytest.fixture
-def redis_broker(settings_for, cep_services, redis_client):
-    namespace = f"{cep_services.namespace}-prio-{uuid.uuid4().hex[:6]}"
-    broker = build_broker(settings_for(broker_url=cep_services.redis_url, cep_namespace=namespace))
-    yield broker
-    for name in redis_client.scan_iter(match=f"{namespace}:*"):
-        redis_client.delete(name)
-    broker.close()
 
 
 def test_the_earliest_deadline_starts_first_and_old_work_is_not_starved(redis_broker):

@@ -124,10 +124,10 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     key = idempotency_key(actor, payload, options)
     if key is not None:
         options[opt.IDEMPOTENCY_KEY] = key
-    order = ordering_key(actor, payload, options)
+    order = keyed_option(actor, payload, options, "ordering_key", opt.ORDERING_KEY)
     if order is not None:
         options[opt.ORDERING_KEY] = order
-    fair = fairness_key(actor, payload, options)
+    fair = keyed_option(actor, payload, options, "fairness_key", opt.FAIRNESS_KEY)
     if fair is not None:
         if order is not None:
             raise ValueError(f"{actor.actor_name}: a job takes turns by its ordering key or by its fairness key,"
@@ -153,31 +153,21 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     return enqueued
 
 
-ORDERING = Limit("ordering", concurrency=1)  # only its key's rendering is used: the line does the rest
+KEY_ONLY = Limit("key", concurrency=1)  # PerKey renders the key; this limit itself is never taken
 
 
-def ordering_key(actor: CepActor, payload: dict[str, Any], options: dict[str, Any]) -> str | None:
-    """The message's ordering key: given with the message (``ordering_key=``), or the actor option's template
-    filled from the payload (``"lead:{lead_id}"``); None when neither (or a field the template names is missing)."""
-    given = options.pop("ordering_key", None) or options.get(opt.ORDERING_KEY)
+def keyed_option(actor: CepActor, payload: dict[str, Any], options: dict[str, Any], name: str,
+                 stored_as: str) -> str | None:
+    """A key the message is grouped by (``ordering_key``, ``fairness_key``): given with the message (``name=``), or
+    the actor option ``name``'s template filled from the payload (``"lead:{lead_id}"``); None when neither, or
+    when a field the template names is missing."""
+    given = options.pop(name, None) or options.get(stored_as)
     if given:
         return str(given)
-    template = actor.options.get("ordering_key")
+    template = actor.options.get(name)
     if not template:
         return None
-    bucket = PerKey(ORDERING, template).bucket(payload)
-    return None if bucket == UNKEYED else bucket
-
-
-def fairness_key(actor: CepActor, payload: dict[str, Any], options: dict[str, Any]) -> str | None:
-    """The message's fairness key, given with it (``fairness_key=``) or from the actor option's template."""
-    given = options.pop("fairness_key", None) or options.get(opt.FAIRNESS_KEY)
-    if given:
-        return str(given)
-    template = actor.options.get("fairness_key")
-    if not template:
-        return None
-    bucket = PerKey(ORDERING, template).bucket(payload)
+    bucket = PerKey(KEY_ONLY, template).bucket(payload)
     return None if bucket == UNKEYED else bucket
 
 
