@@ -56,6 +56,7 @@ def dashboard_routes() -> list[BaseRoute]:
         Route(letter + "/discard", dead_letter_views.discard, methods=["POST"]),
         Route("/schedules", dashboard.schedules),
         Route("/workers", dashboard.workers),
+        Route("/flow", dashboard.flow),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
 

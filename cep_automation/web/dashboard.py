@@ -78,6 +78,15 @@ def schedules(request: Request) -> Response:
     return render(request, "schedules.html", page="schedules", schedules=listed or [], errors=[error] if error else [])
 
 
+def flow(request: Request) -> Response:
+    """What waits for a limit, a turn or its share (``cep-automation flow`` on a page)."""
+    from cep_automation.flow import status
+
+    found, error = attempt(status.snapshot)
+    return render(request, "flow.html", page="flow", flow=found or {"rates": [], "running": [], "ordering": [],
+                                                                     "fair": []}, errors=[error] if error else [])
+
+
 def workers(request: Request) -> Response:
     listed, error = attempt(workers_seen, own_broker_ids())
     return render(request, "workers.html", page="workers", workers=listed or [], errors=[error] if error else [],

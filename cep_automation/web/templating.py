@@ -24,7 +24,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 FLASH = "cep_flash"
 NAV = (("overview", "/admin/", "Overview"), ("jobs", "/admin/jobs", "Jobs"),
        ("dead", "/admin/dead-letters", "Dead letters"), ("schedules", "/admin/schedules", "Schedules"),
-       ("workers", "/admin/workers", "Workers"))
+       ("workers", "/admin/workers", "Workers"), ("flow", "/admin/flow", "Flow"))
 # No inline script or style, no other origin: an injected tag could do nothing.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

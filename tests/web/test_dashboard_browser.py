@@ -120,7 +120,7 @@ def test_screenshots_at_laptop_and_phone_widths(chromium, server, db, redis_clie
     letter_id = db.execute("SELECT min(id) AS id FROM dead_letters").fetchone()["id"]
     pages = {"overview": "/admin/", "jobs": "/admin/jobs", "job": "/admin/jobs/shot-running-1",
              "dead-letters": "/admin/dead-letters", "dead-letter": f"/admin/dead-letters/{letter_id}",
-             "schedules": "/admin/schedules", "workers": "/admin/workers"}
+             "schedules": "/admin/schedules", "workers": "/admin/workers", "flow": "/admin/flow"}
     for device_name, device in (("laptop", LAPTOP), ("phone", PHONE)):
         context, page = new_page(chromium, server.url, secrets.api, device)
         try:

@@ -55,7 +55,8 @@ def test_pages_render_and_mask_personal_data(client, private_letter):
     assert detail.status_code == 200 and "Traceback" in detail.text and "access_token=***" in detail.text
     assert_masked(detail.text)
     assert "content-security-policy" in detail.headers and detail.headers["cache-control"] == "no-store"
-    for path in ("/admin/", "/admin/jobs", "/admin/schedules", "/admin/workers", "/admin/static/app.css"):
+    for path in ("/admin/", "/admin/jobs", "/admin/schedules", "/admin/workers", "/admin/flow",
+                 "/admin/static/app.css"):
         assert client.get(path).status_code == 200, path
     assert client.get("/admin/dead-letters/999999").status_code == 404
 
@@ -159,3 +160,15 @@ def test_jobs_list_filters_by_state_and_job_page_masks_log_lines(client, db, stu
     assert page.status_code == 200 and "calling a***@example.com" in page.text and EMAIL not in page.text
     assert client.get("/admin/jobs/nope").status_code == 404
     assert redis_client.exists(key("job", "job-active-1"))
+
+
+def test_the_flow_page_shows_what_waits_for_a_limit_a_turn_or_a_share(client, redis_client):
+    from cep_automation.db.redis_client import get_redis
+    from cep_automation.flow import concurrency, ordering
+
+    concurrency.try_take("mailchimp", "acct-1", "holder", most=10, lease_s=30)
+    get_redis().rpush(ordering.line_key("lead:42"), "m-1", "m-2", "m-3")
+    page = client.get("/admin/flow")
+    assert page.status_code == 200
+    assert "mailchimp" in page.text and "acct-1" in page.text and "lead:42" in page.text
+    assert 'aria-current="page"' in page.text and ">Flow<" in page.text
