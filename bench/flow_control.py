@@ -132,7 +132,6 @@ def main() -> int:
 
 def _stack_broker(tag: str) -> tuple[Any, Any]:
     """Our broker in a namespace of its own, and a plain Dramatiq one beside it."""
-    import dramatiq  # noqa: F401
     from dramatiq.brokers.redis import RedisBroker
 
     from cep_automation.broker import build_broker

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -147,28 +148,19 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         return _require_scheme(value, REDIS_SCHEMES)
 
-    @field_validator("cep_queue_limits")
+    @field_validator("cep_queue_limits", "cep_alert_thresholds", "cep_spend_budgets")
     @classmethod
-    def _queue_limits(cls, value: str) -> str:
-        from cep_automation.queues import parse_limits
-
-        parse_limits(value)  # its ValueError names the malformed entry
-        return value
-
-    @field_validator("cep_alert_thresholds")
-    @classmethod
-    def _alert_thresholds(cls, value: str) -> str:
+    def _parsed_lists(cls, value: str, info: ValidationInfo) -> str:
+        """Lists of overrides are parsed once at start-up by the code that reads them; its ValueError names the
+        malformed entry."""
         from cep_automation.ops.thresholds import overridden
-
-        overridden(value)  # its ValueError names the malformed entry
-        return value
-
-    @field_validator("cep_spend_budgets")
-    @classmethod
-    def _spend_budgets(cls, value: str) -> str:
+        from cep_automation.queues import parse_limits
         from cep_automation.runtime.spend import parse_budgets
 
-        parse_budgets(value)  # its ValueError names the malformed entry
+        parsers: dict[str, Callable[[str], object]] = {
+            "cep_queue_limits": parse_limits, "cep_alert_thresholds": overridden, "cep_spend_budgets": parse_budgets}
+        parse = parsers[str(info.field_name)]
+        parse(value)
         return value
 
     @field_validator("cep_metrics_host")

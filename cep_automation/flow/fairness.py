@@ -86,4 +86,10 @@ def fair_queues() -> set[str]:
 
 def waiting(queue: str) -> int:
     """Jobs of ``queue`` waiting in their keys' lists, not yet on the queue."""
-    return int(get_redis().get(_ring(queue)[2]) or 0)
+    return waiting_in([queue])[queue]
+
+
+def waiting_in(queues: list[str]) -> dict[str, int]:
+    """:func:`waiting` of several queues, in one round trip."""
+    counts = get_redis().mget([_ring(queue)[2] for queue in queues]) if queues else []
+    return {queue: int(count or 0) for queue, count in zip(queues, counts, strict=True)}

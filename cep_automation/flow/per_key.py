@@ -28,12 +28,16 @@ class PerKey:
 
     def bucket(self, payload: Mapping[str, Any]) -> str:
         """This payload's bucket; :data:`UNKEYED` when a field the key names is missing."""
-        if callable(self.key):
-            return str(self.key(payload))
-        if not self.key:
-            return UNKEYED
-        template = self.key if "{" in self.key else "{" + self.key + "}"
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
-        if any(payload.get(name) is None for name in fields):
-            return UNKEYED
-        return template.format_map(payload)
+        return str(self.key(payload)) if callable(self.key) else render_key(self.key, payload)
+
+
+def render_key(template: str, payload: Mapping[str, Any]) -> str:
+    """``template`` filled from ``payload`` (``"campus:{campus_id}"``; a bare name is that field's value);
+    :data:`UNKEYED` when it is empty or a field it names is missing. Ordering and fairness keys use it too."""
+    if not template:
+        return UNKEYED
+    template = template if "{" in template else "{" + template + "}"
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    if any(payload.get(name) is None for name in fields):
+        return UNKEYED
+    return template.format_map(payload)

@@ -107,7 +107,7 @@ def queue_lengths() -> dict[tuple[str, str], int]:
 
     lengths = waiting_and_delayed()
     lengths.update({(queue, "dead"): 0 for queue in queue_names()})
-    lengths.update({(queue, "fair"): fairness.waiting(queue) for queue in queue_names()})
+    lengths.update({(queue, "fair"): count for queue, count in fairness.waiting_in(queue_names()).items()})
     with connection(timeout=3) as conn:
         for row in conn.execute("SELECT queue, count(*) AS n FROM dead_letters WHERE status = 'dead'"
                                 " GROUP BY queue"):

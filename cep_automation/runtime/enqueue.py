@@ -30,8 +30,7 @@ from cep_automation import options as opt
 from cep_automation.db import connection
 from cep_automation.errors import PayloadTooLarge, UnknownJob
 from cep_automation.flow import fairness, ordering
-from cep_automation.flow.limits import Limit
-from cep_automation.flow.per_key import UNKEYED, PerKey
+from cep_automation.flow.per_key import UNKEYED, render_key
 from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
 from cep_automation.runtime import backpressure, timing
 from cep_automation.runtime.payload import validate
@@ -153,9 +152,6 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     return enqueued
 
 
-KEY_ONLY = Limit("key", concurrency=1)  # PerKey renders the key; this limit itself is never taken
-
-
 def keyed_option(actor: CepActor, payload: dict[str, Any], options: dict[str, Any], name: str,
                  stored_as: str) -> str | None:
     """A key the message is grouped by (``ordering_key``, ``fairness_key``): given with the message (``name=``), or
@@ -167,7 +163,7 @@ def keyed_option(actor: CepActor, payload: dict[str, Any], options: dict[str, An
     template = actor.options.get(name)
     if not template:
         return None
-    bucket = PerKey(KEY_ONLY, template).bucket(payload)
+    bucket = render_key(template, payload)
     return None if bucket == UNKEYED else bucket
 
 
