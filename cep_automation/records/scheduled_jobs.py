@@ -20,7 +20,7 @@ from cep_automation.errors import ScheduledJobNotFound
 STATUSES = ("scheduled", "released", "cancelled", "failed")
 KEEP_FINISHED = dt.timedelta(days=7)  # released, cancelled and failed rows are kept this long for lookups
 
-__all__ = ["STATUSES", "cancel", "due", "get", "hold", "list_waiting", "mark_failed", "mark_released",
+__all__ = ["STATUSES", "cancel", "cancel_many", "due", "get", "hold", "list_waiting", "mark_failed", "mark_released",
            "purge_finished"]
 
 
@@ -61,6 +61,16 @@ def cancel(conn: psycopg.Connection[DictRow], message_id: str) -> dict[str, Any]
     when = f" at {held['released_at']:%Y-%m-%d %H:%M:%S %Z}" if held["released_at"] else ""
     raise ScheduledJobNotFound(f"scheduled job {message_id!r} cannot be cancelled: it is already {held['status']}"
                                f"{when}")
+
+
+def cancel_many(conn: psycopg.Connection[DictRow], message_ids: list[str]) -> list[str]:
+    """Cancel those of ``message_ids`` still held, in the caller's transaction; the ids it cancelled."""
+    if not message_ids:
+        return []
+    rows = conn.execute("UPDATE scheduled_jobs SET status = 'cancelled', updated_at = now()"
+                        " WHERE message_id = ANY(%s) AND status = 'scheduled' RETURNING message_id",
+                        (message_ids,)).fetchall()
+    return [row["message_id"] for row in rows]
 
 
 def due(conn: psycopg.Connection[DictRow], lookahead: dt.timedelta, limit: int) -> list[dict[str, Any]]:
