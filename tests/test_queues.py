@@ -18,6 +18,7 @@ def test_policies_match_the_design_card():
         "consent.sync": ("leads", 5, 2000, 60, None),
         "data.retention": ("stats", 3, 2000, 1800, "30 4 * * *"),
         "alerts.check": ("stats", 1, 2000, 60, "* * * * *"),
+        "history.snapshot": ("stats", 1, 2000, 60, "* * * * *"),
         "schedules.release": ("leads", 3, 2000, 60, "* * * * *"),
         "dead_letters.auto_retry": ("stats", 1, 2000, 300, "*/5 * * * *"),
     }

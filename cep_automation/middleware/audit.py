@@ -25,7 +25,7 @@ class Audit(Middleware):
 
     def __init__(self) -> None:
         self.writer = AuditWriter()
-        self._started: dict[str, tuple[float, int]] = {}
+        self._started: dict[str, tuple[float, int, int | None]] = {}
 
     @property
     def actor_options(self) -> set[str]:
@@ -38,7 +38,8 @@ class Audit(Middleware):
         self.writer.close()  # after the worker threads stopped: no row can follow
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        self._started[message.message_id] = (time.monotonic(), message.options.get("retries", 0) + 1)
+        attempt = message.options.get("retries", 0) + 1
+        self._started[message.message_id] = (time.monotonic(), attempt, first_wait_ms(message, attempt))
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None, exception: Any = None
@@ -64,7 +65,8 @@ class Audit(Middleware):
         self._add(broker, message, "dead" if message.failed else "skipped", meta)
 
     def _add(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, status: str, meta: dict[str, Any]) -> None:
-        started, attempt = self._started.pop(message.message_id, (None, message.options.get("retries", 0) + 1))
+        started, attempt, wait_ms = self._started.pop(message.message_id,
+                                                      (None, message.options.get("retries", 0) + 1, None))
         actor = broker.actors.get(message.actor_name)
         options = actor.options if actor else {}
         entity_type, entity_id = None, None
@@ -80,4 +82,14 @@ class Audit(Middleware):
             attempt=attempt,
             duration_ms=int((time.monotonic() - started) * 1000) if started else None,
             entity_type=entity_type, entity_id=None if entity_id is None else str(entity_id), metadata=meta,
+            wait_ms=wait_ms,
         ))
+
+
+def first_wait_ms(message: dramatiq.MessageProxy, attempt: int) -> int | None:
+    """How long a first attempt waited to start: from its enqueue, or from when it was due if it was delayed
+    (the queue history's wait percentiles); None for a retry, whose wait is its backoff."""
+    if attempt > 1:
+        return None
+    due = max(message.message_timestamp, message.options.get("eta") or 0)
+    return max(0, int(time.time() * 1000) - int(due))

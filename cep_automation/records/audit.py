@@ -36,6 +36,7 @@ class AuditRow:
     entity_type: str | None = None
     entity_id: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    wait_ms: int | None = None  # first attempts only: enqueue (or due time) to start
 
 
 def insert_rows(rows: list[AuditRow]) -> None:
@@ -43,9 +44,9 @@ def insert_rows(rows: list[AuditRow]) -> None:
     with connection() as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO audit_log (action, actor, queue, message_id, entity_type, entity_id, status, attempt,"
-            " duration_ms, metadata) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " duration_ms, metadata, wait_ms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [(r.action, r.actor, r.queue, r.message_id, r.entity_type, r.entity_id, r.status, r.attempt,
-              r.duration_ms, Jsonb(r.metadata)) for r in rows],
+              r.duration_ms, Jsonb(r.metadata), r.wait_ms) for r in rows],
         )
 
 
