@@ -9,6 +9,7 @@ through the one enqueue path under the message id the caller was given.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 import psycopg
@@ -20,8 +21,8 @@ from cep_automation.errors import ScheduledJobNotFound
 STATUSES = ("scheduled", "released", "cancelled", "failed")
 KEEP_FINISHED = dt.timedelta(days=7)  # released, cancelled and failed rows are kept this long for lookups
 
-__all__ = ["STATUSES", "cancel", "cancel_many", "due", "get", "hold", "list_waiting", "mark_failed", "mark_released",
-           "purge_finished"]
+__all__ = ["STATUSES", "cancel", "cancel_many", "count_waiting", "due", "get", "hold", "list_waiting", "mark_failed",
+           "mark_released", "mark_released_many", "purge_finished"]
 
 
 def hold(conn: psycopg.Connection[DictRow], *, message_id: str, actor: str, queue: str, payload: dict[str, Any],
@@ -73,19 +74,28 @@ def cancel_many(conn: psycopg.Connection[DictRow], message_ids: list[str]) -> li
     return [row["message_id"] for row in rows]
 
 
-def due(conn: psycopg.Connection[DictRow], lookahead: dt.timedelta, limit: int) -> list[dict[str, Any]]:
+def due(conn: psycopg.Connection[DictRow], lookahead: dt.timedelta, limit: int, *,
+        skip_queues: Collection[str] = ()) -> list[dict[str, Any]]:
     """Held jobs due within ``lookahead`` (debounced ones only once due: their quiet period may still grow),
-    earliest first, locked for this transaction; rows another releaser holds are skipped."""
+    earliest first, locked for this transaction; rows another releaser holds are skipped, and so are the jobs
+    of ``skip_queues`` (queues found full)."""
     return conn.execute(
         "SELECT * FROM scheduled_jobs WHERE status = 'scheduled' AND run_at <= now() + CASE"
-        " WHEN debounce_key IS NULL THEN %s ELSE interval '0' END ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED",
-        (lookahead, limit),
+        " WHEN debounce_key IS NULL THEN %s ELSE interval '0' END AND queue <> ALL(%s)"
+        " ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (lookahead, list(skip_queues), limit),
     ).fetchall()
 
 
 def mark_released(conn: psycopg.Connection[DictRow], message_id: str) -> None:
-    conn.execute("UPDATE scheduled_jobs SET status = 'released', released_at = now(), updated_at = now()"
-                 " WHERE message_id = %s", (message_id,))
+    mark_released_many(conn, [message_id])
+
+
+def mark_released_many(conn: psycopg.Connection[DictRow], message_ids: list[str]) -> None:
+    """Mark jobs released, in one statement (the releaser's batch)."""
+    if message_ids:
+        conn.execute("UPDATE scheduled_jobs SET status = 'released', released_at = now(), updated_at = now()"
+                     " WHERE message_id = ANY(%s)", (message_ids,))
 
 
 def mark_failed(conn: psycopg.Connection[DictRow], message_id: str, error: str) -> None:
@@ -101,6 +111,18 @@ def list_waiting(conn: psycopg.Connection[DictRow], *, queue: str | None = None,
         "SELECT message_id, actor, queue, run_at, debounce_key, triggers, created_at FROM scheduled_jobs"
         " WHERE status = 'scheduled' AND (%(queue)s::text IS NULL OR queue = %(queue)s) ORDER BY run_at"
         " LIMIT %(limit)s", {"queue": queue, "limit": limit}).fetchall()
+
+
+def count_waiting(conn: psycopg.Connection[DictRow], within: list[dt.timedelta]) -> list[int]:
+    """How many jobs are still held and due within each of ``within`` from now (one indexed scan)."""
+    if not within:
+        return []
+    columns = ", ".join(f"count(*) FILTER (WHERE run_at <= now() + %(w{n})s)" for n in range(len(within)))
+    row = conn.execute(f"SELECT {columns} FROM scheduled_jobs WHERE status = 'scheduled'"
+                       " AND run_at <= now() + %(widest)s",
+                       {"widest": max(within), **{f"w{n}": each for n, each in enumerate(within)}}).fetchone()
+    assert row is not None  # an aggregate always answers one row
+    return [int(value) for value in row.values()]
 
 
 def purge_finished(conn: psycopg.Connection[DictRow], older_than: dt.timedelta = KEEP_FINISHED) -> int:

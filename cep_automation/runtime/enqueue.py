@@ -28,7 +28,7 @@ from psycopg.rows import DictRow
 
 from cep_automation import options as opt
 from cep_automation.db import connection
-from cep_automation.errors import PayloadTooLarge, UnknownJob
+from cep_automation.errors import PayloadTooLarge, QueueFull, UnknownJob
 from cep_automation.flow import fairness, ordering
 from cep_automation.flow.per_key import UNKEYED, render_key
 from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
@@ -114,6 +114,46 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     """
     if isinstance(actor, str):
         actor = actor_named(actor)
+    job = prepare(actor, kwargs, args=args, delay=delay, run_at=run_at, debounce=debounce, message_id=message_id,
+                  strict=strict, **options)
+    when, message = job.when, job.message
+    if not released and (when.debounce or (when.delay_ms or 0) > get_settings().cep_schedule_hold_after_s * 1000):
+        scope = f"{actor.actor_name}|{debounce_key or job.key or '*'}" if when.debounce else None
+        return hold(message, when, scope)
+    admission = backpressure.admit(actor.broker, actor.queue_name)
+    delay_ms = job.delay_ms(admission)
+    enqueued = _enqueue(actor, message, delay_ms, job.key, job.order)
+    if admission is None:
+        return enqueued
+    if not enqueued.duplicate:
+        backpressure.counted(actor.broker, actor.queue_name)
+    if admission.defer_ms:
+        return replace(enqueued, deferred_ms=delay_ms or 0, retry_after_s=admission.retry_after_s)
+    return enqueued
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job checked and made into its message, not yet sent: what :func:`enqueue` does before the broker."""
+
+    actor: CepActor
+    message: Message
+    when: timing.When
+    key: str | None  # its idempotency key
+    order: str | None  # its ordering key
+
+    def delay_ms(self, admission: backpressure.Admission | None) -> int | None:
+        """Its delay, or the queue's deferral past the soft limit when that is longer."""
+        if admission is not None and admission.defer_ms > (self.when.delay_ms or 0):
+            return admission.defer_ms
+        return self.when.delay_ms
+
+
+def prepare(actor: CepActor, kwargs: dict[str, Any] | None = None, *, args: tuple[Any, ...] = (),
+            delay: int | dt.timedelta | None = None, run_at: dt.datetime | None = None,
+            debounce: float | None = None, message_id: str | None = None, strict: bool = False,
+            **options: Any) -> Prepared:
+    """The door's checks (size, payload, timing, priority, keys) and the message; raises as :func:`enqueue`."""
     kwargs = dict(kwargs or {})
     check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
     payload = validate(actor, args, kwargs, strict=strict)
@@ -135,21 +175,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     message = actor.message_with_options(args=args, kwargs=kwargs, **options)
     if message_id is not None:
         message = message.copy(message_id=message_id)
-    if not released and (when.debounce or (when.delay_ms or 0) > get_settings().cep_schedule_hold_after_s * 1000):
-        scope = f"{actor.actor_name}|{debounce_key or key or '*'}" if when.debounce else None
-        return hold(message, when, scope)
-    admission = backpressure.admit(actor.broker, actor.queue_name)
-    delay_ms = when.delay_ms
-    if admission is not None and admission.defer_ms > (delay_ms or 0):
-        delay_ms = admission.defer_ms
-    enqueued = _enqueue(actor, message, delay_ms, key, order)
-    if admission is None:
-        return enqueued
-    if not enqueued.duplicate:
-        backpressure.counted(actor.broker, actor.queue_name)
-    if admission.defer_ms:
-        return replace(enqueued, deferred_ms=delay_ms or 0, retry_after_s=admission.retry_after_s)
-    return enqueued
+    return Prepared(actor, message, when, key, order)
 
 
 def keyed_option(actor: CepActor, payload: dict[str, Any], options: dict[str, Any], name: str,
@@ -205,6 +231,48 @@ def _enqueue(actor: CepActor, message: Message, delay: int | None, key: str | No
         if order:
             ordering.leave_line(order, message.message_id)
         raise
+
+
+def enqueue_many(jobs: list[Prepared]) -> list[Enqueued | Exception]:
+    """Enqueue prepared jobs now (never held: the releaser's path), each as :func:`enqueue` would, the Redis
+    broker's in one pipeline; each job's outcome in order, or the error that stopped it (``QueueFull`` once its
+    queue reaches its hard limit, mid-batch too, or what Redis answered for its script)."""
+    outcomes: list[Enqueued | Exception | None] = []
+    piped: list[tuple[int, Prepared, int | None]] = []
+    for index, job in enumerate(jobs):
+        actor = job.actor
+        try:
+            admission = backpressure.admit(actor.broker, actor.queue_name)
+        except QueueFull as exc:
+            outcomes.append(exc)
+            continue
+        if admission is not None:
+            backpressure.counted(actor.broker, actor.queue_name)  # counted now: the rest of the batch sees it
+        delay_ms = job.delay_ms(admission)
+        outcomes.append(None)
+        if broker_state.is_redis(actor.broker) and not job.message.options.get(opt.FAIRNESS_KEY):
+            piped.append((index, job, delay_ms))
+            continue
+        try:
+            outcomes[index] = _enqueue(actor, job.message, delay_ms, job.key, job.order)
+        except Exception as exc:  # this job's outcome; the caller decides
+            outcomes[index] = exc
+    for broker in {id(job.actor.broker): job.actor.broker for _, job, _ in piped}.values():
+        mine = [each for each in piped if each[1].actor.broker is broker]
+        replies = broker_state.enqueue_many(broker, [(
+            job.message, delay, idempotency.sent_key(job.key) if job.key else None,
+            ordering.line_key(job.order) if job.order else None) for _, job, delay in mine], idempotency.WINDOW_S)
+        for (index, job, _), reply in zip(mine, replies, strict=True):
+            outcomes[index] = reply if isinstance(reply, Exception) else _sent(job, *reply)
+    assert all(each is not None for each in outcomes)
+    return outcomes  # type: ignore[return-value]  # every slot was filled above
+
+
+def _sent(job: Prepared, message: Message, holder: str | None) -> Enqueued:
+    if holder is None:
+        return Enqueued(message, duplicate=False)
+    logger.info("Not enqueuing %s again: key %r is held by message %s", job.actor.actor_name, job.key, holder)
+    return Enqueued(message.copy(message_id=holder), duplicate=True)
 
 
 def check_size(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
