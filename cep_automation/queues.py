@@ -61,6 +61,8 @@ POLICIES: tuple[QueuePolicy, ...] = (
     QueuePolicy("lead.created", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),
     QueuePolicy("campaign.sync", "campaigns", PRIORITY_MEDIUM, 3, EXPONENTIAL_2S, 600, "0 */6 * * *", "automation"),
     QueuePolicy("stats.rollup", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 600, "0 2 * * *", "automation"),
+    # 08:00 in Madrid is 07:00 UTC in winter and 06:00 in summer: both tick, the job acts on the one that is 08:00.
+    QueuePolicy("digest.daily", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 600, "0 6,7 * * *", "automation"),
     QueuePolicy("backup.daily", "backup", PRIORITY_LOW, 2, EXPONENTIAL_2S, 3_600, "0 3 * * *", "backup"),
     QueuePolicy("llm.ingest", "llm", PRIORITY_MEDIUM, 3, EXPONENTIAL_2S, 120, None, "llm"),
     QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -33,9 +34,11 @@ HINTS = {
                             "QueueDepthHigh:leads.limit=500,PoolDown.for_s=300",
     "CEP_QUEUE_LIMITS": "QUEUE=SOFT/HARD pairs separated by commas, e.g. leads=5000/20000,llm=100/500",
     "CEP_MAX_PAYLOAD_BYTES": "a whole number of bytes, at least 1 (262144 = 256 KiB)",
+    "CEP_MARKETING_EMAIL": "one email address, e.g. marketing@cepformacion.es (empty: advisors only)",
     "CEP_SPEND_BUDGETS": "PROVIDER=EUROS or PROVIDER=Nunits pairs separated by commas, e.g. whatsapp=20,miami=500units",
 }
 
+EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", sentinel_url.SCHEME)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 BROKER_SCHEMES = REDIS_SCHEMES + ("amqp://", "amqps://", "stub://")
@@ -85,6 +88,9 @@ class Settings(BaseSettings):
     mandrill_base_url: str = "https://mandrillapp.com/api/1.0"
     mandrill_lead_template: str = "lead-confirmation"
     mandrill_from_email: str = "info@cepformacion.es"
+    mandrill_digest_template: str = "daily-digest"
+    # digest.daily: marketing's address (every campus's figures); unset, only the campus advisors get the digest.
+    cep_marketing_email: str | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_access_token: SecretStr | None = None
     whatsapp_base_url: str = "https://graph.facebook.com/v23.0"
@@ -162,6 +168,14 @@ class Settings(BaseSettings):
         parse = parsers[str(info.field_name)]
         parse(value)
         return value
+
+    @field_validator("cep_marketing_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if value and not EMAIL.fullmatch(value):
+            raise ValueError("not an email address")
+        return value or None
 
     @field_validator("cep_metrics_host")
     @classmethod

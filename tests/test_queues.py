@@ -11,6 +11,7 @@ def test_policies_match_the_design_card():
         "lead.created": ("leads", 3, 2000, 60, None),
         "campaign.sync": ("campaigns", 3, 2000, 600, "0 */6 * * *"),
         "stats.rollup": ("stats", 3, 2000, 600, "0 2 * * *"),
+        "digest.daily": ("stats", 3, 2000, 600, "0 6,7 * * *"),
         "backup.daily": ("backup", 2, 2000, 3600, "0 3 * * *"),
         "llm.ingest": ("llm", 3, 2000, 120, None),
         "meta.leadgen": ("leads", 3, 2000, 60, None),

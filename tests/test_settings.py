@@ -60,6 +60,14 @@ def test_secrets_do_not_print():
     assert "EAAGtopsecret" not in repr(settings) and "EAAGtopsecret" not in str(settings.model_dump())
 
 
+def test_marketing_email_is_one_address_or_unset():
+    assert load_settings(_env_file=None, cep_marketing_email=" mk@cep.es ", **GOOD).cep_marketing_email == "mk@cep.es"
+    assert load_settings(_env_file=None, cep_marketing_email="", **GOOD).cep_marketing_email is None
+    with pytest.raises(SettingsError) as error:
+        load_settings(_env_file=None, cep_marketing_email="a@cep.es, b@cep.es", **GOOD)
+    assert "CEP_MARKETING_EMAIL is invalid (not an email address)" in str(error.value)
+
+
 def test_env_example_documents_every_setting():
     from pathlib import Path
 

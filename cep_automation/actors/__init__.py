@@ -27,6 +27,7 @@ from cep_automation.actors.alerts import alerts_check  # noqa: E402
 from cep_automation.actors.backup import backup_daily  # noqa: E402
 from cep_automation.actors.campaigns import campaign_sync  # noqa: E402
 from cep_automation.actors.dead_letters import dead_letters_auto_retry  # noqa: E402
+from cep_automation.actors.digest import digest_daily  # noqa: E402
 from cep_automation.actors.gdpr import consent_sync, data_retention, gdpr_erase  # noqa: E402
 from cep_automation.actors.history import history_snapshot  # noqa: E402
 from cep_automation.actors.leads import lead_created  # noqa: E402
@@ -36,5 +37,5 @@ from cep_automation.actors.schedules import schedules_release  # noqa: E402
 from cep_automation.actors.stats import stats_rollup  # noqa: E402
 
 __all__ = ["alerts_check", "backup_daily", "broker", "campaign_sync", "consent_sync", "data_retention",
-           "dead_letters_auto_retry", "gdpr_erase", "history_snapshot", "lead_created", "llm_ingest", "meta_leadgen",
-           "schedules_release", "stats_rollup"]
+           "dead_letters_auto_retry", "digest_daily", "gdpr_erase", "history_snapshot", "lead_created", "llm_ingest",
+           "meta_leadgen", "schedules_release", "stats_rollup"]

@@ -87,14 +87,19 @@ def _figures_from(data: dict[str, Any]) -> campaigns.CampaignFigures:
 
 
 def alert_anomalies(rows: list[dict[str, Any]], results: dict[int, campaigns.CampaignFigures]) -> list[str]:
+    """Alert each anomaly, and note those sent (not collapsed) for the daily digest."""
     from cep_automation.runtime.alerts import send_alert
 
     sent = []
     for row in rows:
         figures = results.get(row["id"])
-        for severity, text in campaigns.anomalies(figures, row["budget"], row["name"]) if figures else []:
-            send_alert(integrations.registry(), severity, "Campaign anomaly", text, campaign_id=row["id"])
-            sent.append(text)
+        for anomaly in campaigns.anomalies(figures, row["budget"], row["name"]) if figures else []:
+            outcome = send_alert(integrations.registry(), anomaly.severity, "Campaign anomaly", anomaly.message,
+                                 campaign_id=row["id"])
+            if not outcome.collapsed:
+                with connection() as conn:
+                    campaigns.record_anomaly(conn, row["id"], anomaly)
+            sent.append(anomaly.message)
     return sent
 
 

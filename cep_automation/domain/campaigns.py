@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import DictRow
@@ -49,17 +49,34 @@ def combine(campaign_id: int, since: dt.date, until: dt.date, analytics: Campaig
                            own_leads or platform_leads, ads.spend if ads else 0.0)
 
 
-def anomalies(figures: CampaignFigures, budget: Decimal | None, name: str) -> list[tuple[str, str]]:
-    """(severity, message) for each anomaly: a low CTR, a budget spent or nearly spent."""
+class Anomaly(NamedTuple):
+    """One anomaly of a campaign's figures: ``kind`` is ``low_ctr``, ``budget_spent`` or ``budget_90``."""
+
+    kind: str
+    severity: str
+    message: str
+
+
+def anomalies(figures: CampaignFigures, budget: Decimal | None, name: str) -> list[Anomaly]:
+    """Each anomaly: a low CTR, a budget spent or nearly spent."""
     found = []
     if figures.ctr is not None and figures.impressions >= MIN_IMPRESSIONS_FOR_CTR and figures.ctr < LOW_CTR_PERCENT:
-        found.append(("medium", f"Low CTR in campaign {name}: {figures.ctr:.2f}% (below {LOW_CTR_PERCENT}%)"))
+        found.append(Anomaly("low_ctr", "medium",
+                             f"Low CTR in campaign {name}: {figures.ctr:.2f}% (below {LOW_CTR_PERCENT}%)"))
     if budget:
         if figures.spend >= float(budget):
-            found.append(("high", f"Budget spent in campaign {name}: {figures.spend:.2f} of {budget}"))
+            found.append(Anomaly("budget_spent", "high",
+                                 f"Budget spent in campaign {name}: {figures.spend:.2f} of {budget}"))
         elif figures.spend >= 0.9 * float(budget):
-            found.append(("medium", f"Budget 90% spent in campaign {name}: {figures.spend:.2f} of {budget}"))
+            found.append(Anomaly("budget_90", "medium",
+                                 f"Budget 90% spent in campaign {name}: {figures.spend:.2f} of {budget}"))
     return found
+
+
+def record_anomaly(conn: psycopg.Connection[Any], campaign_id: int, anomaly: Anomaly) -> None:
+    """Note an anomaly that was alerted (``campaign_anomalies``: the daily digest lists a day's)."""
+    conn.execute("INSERT INTO campaign_anomalies (campaign_id, kind, severity, message) VALUES (%s, %s, %s, %s)",
+                 (campaign_id, anomaly.kind, anomaly.severity, anomaly.message))
 
 
 def campaigns_to_sync(conn: psycopg.Connection[DictRow], campaign_id: int | None) -> list[dict[str, Any]]:

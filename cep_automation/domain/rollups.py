@@ -1,4 +1,5 @@
-"""Lead rollups: counts of leads per period by course, campus and campaign, for dashboards.
+"""Lead rollups: counts of leads per period by course, campus and campaign, for dashboards (and, split by
+campus, for the advisors' daily digest: :mod:`cep_automation.domain.campus_rollups`).
 
 Writing is an upsert of every key plus removal of keys that no longer have leads, in one
 transaction, so re-running a period yields exactly the same rows. Reading is a range scan
@@ -13,6 +14,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from cep_automation.domain import campus_rollups
 
 GRANULARITIES = ("daily", "weekly", "monthly")
 # Dimension → the key expression over ``leads l LEFT JOIN course_runs cr``; 0 means "none".
@@ -87,6 +90,7 @@ def rollup(conn: psycopg.Connection[Any], day: dt.date, granularity: str) -> Rol
     start, end = period(day, granularity)
     with conn.transaction():
         rows = {dimension: _write_dimension(conn, granularity, dimension, start, end) for dimension in DIMENSIONS}
+        campus_rollups.write(conn, granularity, start, (_midnight(start), _midnight(end)))  # advisors' figures
         total = conn.execute(
             "SELECT leads FROM lead_rollups WHERE granularity = %s AND dimension = 'total'"
             " AND period_start = %s AND key_id = 0",

@@ -28,7 +28,7 @@ class Sandbox:
 
     def __init__(self) -> None:
         self.mailchimp = FakeMailchimp(MAILCHIMP_KEY, lists=(LIST_ID,))
-        self.mandrill = FakeMandrill("mandrill-sandbox-key")
+        self.mandrill = FakeMandrill("mandrill-sandbox-key", templates=("lead-confirmation", "daily-digest"))
         self.whatsapp = FakeWhatsApp(token="whatsapp-sandbox-token")
         self.meta = FakeMetaGraph(token="meta-sandbox-token")
         self.ga4 = FakeGA4(tokens=("ga4-sandbox-token",))

@@ -47,6 +47,10 @@ def test_anomalies_are_alerted(db, sandbox, redis_client):
     texts = [m["text"] for m in sandbox.slack.messages]
     assert any("Low CTR" in t for t in texts) and any("Budget spent" in t for t in texts)
     assert metrics(db, low_ctr) and metrics(db, spent)
+    # Noted for the daily digest, one row per alert sent
+    noted = db.execute("SELECT campaign_id, kind, severity FROM campaign_anomalies ORDER BY id").fetchall()
+    assert {(r["campaign_id"], r["kind"], r["severity"]) for r in noted} == {
+        (low_ctr, "low_ctr", "medium"), (spent, "budget_spent", "high")}
 
 
 def test_one_failing_campaign_does_not_stop_the_others(db, sandbox, stub_broker, stub_worker):
