@@ -68,6 +68,7 @@ POLICIES: tuple[QueuePolicy, ...] = (
     QueuePolicy("meta.leadgen", "leads", PRIORITY_HIGH, 3, EXPONENTIAL_2S, 60, None, "automation"),
     QueuePolicy("gdpr.erase", "leads", PRIORITY_MEDIUM, 5, EXPONENTIAL_2S, 600, None, "automation"),
     QueuePolicy("consent.sync", "leads", PRIORITY_HIGH, 5, EXPONENTIAL_2S, 60, None, "automation"),
+    QueuePolicy("sequence.step", "leads", PRIORITY_MEDIUM, 5, EXPONENTIAL_2S, 60, None, "automation"),
     QueuePolicy("data.retention", "stats", PRIORITY_LOW, 3, EXPONENTIAL_2S, 1_800, "30 4 * * *", "automation"),
     QueuePolicy("alerts.check", "stats", PRIORITY_HIGH, 1, EXPONENTIAL_2S, 60, "* * * * *", "automation"),
     QueuePolicy("history.snapshot", "stats", PRIORITY_HIGH, 1, EXPONENTIAL_2S, 60, "* * * * *", "automation"),

@@ -34,6 +34,10 @@ HINTS = {
                             "QueueDepthHigh:leads.limit=500,PoolDown.for_s=300",
     "CEP_QUEUE_LIMITS": "QUEUE=SOFT/HARD pairs separated by commas, e.g. leads=5000/20000,llm=100/500",
     "CEP_MAX_PAYLOAD_BYTES": "a whole number of bytes, at least 1 (262144 = 256 KiB)",
+    "CEP_MARKETING_HOURS": "opening and closing local times such as 09:00-21:00",
+    "CEP_MARKETING_TIMEZONE": "a time zone name such as Europe/Madrid",
+    "CEP_MARKETING_HOLIDAYS": "dates separated by commas, e.g. 2026-12-25,2027-01-01",
+    "CEP_SEQUENCES_FILE": "the path of a sequences TOML file (docs/sequences.md); unset for the shipped one",
     "CEP_MARKETING_EMAIL": "one email address, e.g. marketing@cepformacion.es (empty: advisors only)",
     "CEP_SPEND_BUDGETS": "PROVIDER=EUROS or PROVIDER=Nunits pairs separated by commas, e.g. whatsapp=20,miami=500units",
 }
@@ -78,6 +82,12 @@ class Settings(BaseSettings):
     cep_queue_depth_cache_ms: int = Field(1000, ge=0)
     cep_schedule_hold_after_s: int = Field(300, ge=0)
     cep_dead_letter_auto_retry: bool = True
+    # Sequences (docs/sequences.md): the school's sequences file (unset: the shipped one), and the marketing hours
+    # messages keep to ("09:00-21:00" in the time zone, never on the holidays "2026-12-25,2027-01-01").
+    cep_sequences_file: str | None = None
+    cep_marketing_hours: str = "09:00-21:00"
+    cep_marketing_timezone: str = "Europe/Madrid"
+    cep_marketing_holidays: str = ""
 
     mailchimp_api_key: SecretStr | None = None
     mailchimp_server: str | None = None
@@ -85,6 +95,7 @@ class Settings(BaseSettings):
     mailchimp_transactional_key: SecretStr | None = None
     mailchimp_base_url: str | None = None
     mailchimp_max_connections: int = Field(10, ge=1)
+    mailchimp_webhook_secret: SecretStr | None = None  # the ?key= of /webhooks/mailchimp (unset: webhook off)
     mandrill_base_url: str = "https://mandrillapp.com/api/1.0"
     mandrill_lead_template: str = "lead-confirmation"
     mandrill_from_email: str = "info@cepformacion.es"
@@ -167,6 +178,30 @@ class Settings(BaseSettings):
             "cep_queue_limits": parse_limits, "cep_alert_thresholds": overridden, "cep_spend_budgets": parse_budgets}
         parse = parsers[str(info.field_name)]
         parse(value)
+        return value
+
+    @field_validator("cep_marketing_hours", "cep_marketing_timezone", "cep_marketing_holidays")
+    @classmethod
+    def _marketing_hours(cls, value: str, info: ValidationInfo) -> str:
+        from cep_automation.sequences import calendar
+
+        parsers: dict[str, Callable[[str], object]] = {
+            "cep_marketing_hours": calendar.parse_hours, "cep_marketing_timezone": calendar.zone_named,
+            "cep_marketing_holidays": calendar.parse_holidays}
+        parsers[str(info.field_name)](value)  # its ValueError says what is expected
+        return value
+
+    @field_validator("cep_sequences_file")
+    @classmethod
+    def _sequences_file(cls, value: str | None) -> str | None:
+        """The school's sequences are read at start-up, so a mistake stops the process with every problem listed."""
+        from cep_automation.sequences.definition import SequenceFileError, load
+
+        if value:
+            try:
+                load(value)
+            except SequenceFileError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("cep_marketing_email")

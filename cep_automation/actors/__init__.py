@@ -34,8 +34,9 @@ from cep_automation.actors.leads import lead_created  # noqa: E402
 from cep_automation.actors.llm import llm_ingest  # noqa: E402
 from cep_automation.actors.meta_leads import meta_leadgen  # noqa: E402
 from cep_automation.actors.schedules import schedules_release  # noqa: E402
+from cep_automation.actors.sequences import sequence_step  # noqa: E402
 from cep_automation.actors.stats import stats_rollup  # noqa: E402
 
 __all__ = ["alerts_check", "backup_daily", "broker", "campaign_sync", "consent_sync", "data_retention",
            "dead_letters_auto_retry", "digest_daily", "gdpr_erase", "history_snapshot", "lead_created", "llm_ingest",
-           "meta_leadgen", "schedules_release", "stats_rollup"]
+           "meta_leadgen", "schedules_release", "sequence_step", "stats_rollup"]

@@ -30,6 +30,8 @@ from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
 from cep_automation.runtime.job import current_job
 from cep_automation.runtime.steps import StepRunner
+from cep_automation.sequences import lifecycle
+from cep_automation.sequences.definition import configured
 from cep_automation.settings import get_settings
 
 OFFER_TYPES = ("telematico", "ocupados", "desempleados", "privados")
@@ -133,6 +135,23 @@ def notice_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     ]
 
 
+def sequence_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
+    """Enter the sequences that start with a new lead (nurture, course_start), with consent only."""
+    if not lead.has_consent:
+        steps.skip("sequences", "no recorded consent (RGPD)")
+        return []
+    return [lambda: steps.run("sequences", lambda: enter_sequences(lead.id))]
+
+
+def enter_sequences(lead_id: str) -> str:
+    """Each sequence entered on ``lead.created``, in one transaction; what happened, per sequence."""
+    names = [name for name, sequence in configured().items() if "lead.created" in sequence.enter_on]
+    with connection() as conn, conn.transaction():
+        entries = [lifecycle.enter(conn, lead_id, name) for name in names]
+    return "; ".join(f"{e.sequence}: " + (f"entered, {e.pending} step(s) pending" if e.enrollment_id
+                                          else f"not entered ({e.reason})") for e in entries) or "no sequence"
+
+
 def crm_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     if not get_settings().crm_enabled:
         return [lambda: steps.skip("crm", "CRM_ENABLED is false")]
@@ -164,7 +183,7 @@ def lead_created(lead_id: str) -> dict[str, Any]:
     # The steps do not depend on each other: they run at once, and the lead is followed up in about the time
     # of its slowest provider call.
     steps.concurrently([*marketing_steps(steps, lead), *notice_steps(steps, lead), *crm_steps(steps, lead),
-                        lambda: steps.run("live_stats", lambda: count_live(lead))])
+                        lambda: steps.run("live_stats", lambda: count_live(lead)), *sequence_steps(steps, lead)])
     handle.progress(90)
     outcomes = steps.finish()
     handle.progress(100)

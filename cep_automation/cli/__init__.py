@@ -7,7 +7,7 @@ import sys
 import click
 
 from cep_automation import log_redaction
-from cep_automation.cli import db, dlq, flow, gdpr, jobs, plugins, run, serve, spend
+from cep_automation.cli import db, dlq, flow, gdpr, jobs, leads, plugins, run, serve, spend
 from cep_automation.cli import dev as dev_module
 from cep_automation.errors import CepError
 
@@ -24,6 +24,7 @@ cli.add_command(flow.flow)
 cli.add_command(gdpr.gdpr)
 cli.add_command(jobs.enqueue)
 cli.add_command(jobs.jobs)
+cli.add_command(leads.leads)
 cli.add_command(plugins.plugins)
 cli.add_command(run.worker)
 cli.add_command(run.scheduler)

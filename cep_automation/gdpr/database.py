@@ -64,4 +64,4 @@ def erase_from_database(conn: psycopg.Connection[Any], subject: Subject) -> dict
     needles = Needles.of(subject)
     ids = sorted(subject.lead_ids)
     return {"leads_anonymized": anonymize_leads(conn, ids, needles), "rows_scrubbed": scrub_tables(conn, needles),
-            "sequence_steps_cancelled": cancel_pending_sequence_steps(conn, ids)}
+            "sequence_steps_cancelled": cancel_pending_sequence_steps(conn, ids, cause="erased")}

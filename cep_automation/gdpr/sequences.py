@@ -1,8 +1,7 @@
 """The seam where erasure and consent withdrawal stop a person's pending sequence steps.
 
-Sequences (issue 14) do not exist yet, so there is nothing to cancel and this returns 0. When they land,
-this function deletes (or marks cancelled) every step not yet sent for these leads, in the caller's
-transaction; ``gdpr.erase`` and ``POST /v1/leads/{id}/consent`` already call it.
+``gdpr.erase`` and ``POST /v1/leads/{id}/consent`` call it in their own transaction, so the steps are cancelled
+exactly when the erasure or the withdrawal is committed (:func:`cep_automation.sequences.lifecycle.leave`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,10 @@ from typing import Any
 
 import psycopg
 
+from cep_automation.sequences import lifecycle
 
-def cancel_pending_sequence_steps(conn: psycopg.Connection[Any], lead_ids: list[str]) -> int:
-    """Cancel the leads' sequence steps that have not run yet; how many were cancelled (none until issue 14)."""
-    return 0
+
+def cancel_pending_sequence_steps(conn: psycopg.Connection[Any], lead_ids: list[str], *,
+                                  cause: str = "consent_withdrawn") -> int:
+    """End the leads' sequences for ``cause`` and cancel their steps not yet sent; how many were cancelled."""
+    return lifecycle.leave(conn, lead_ids, cause)

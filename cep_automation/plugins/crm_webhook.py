@@ -27,6 +27,7 @@ from cep_automation.settings import Settings
 
 SIGNATURE_HEADER = "X-CEP-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+EVENT_HEADER = "X-CEP-Event"  # absent: a lead; "task": a follow-up task for the lead's advisor
 
 
 def sign(secret: str, raw: bytes) -> str:
@@ -99,6 +100,15 @@ class WebhookCRM(HttpIntegration, CRM):
             SIGNATURE_HEADER: sign(self.settings.crm_webhook_secret.get_secret_value(), raw),
             IDEMPOTENCY_HEADER: key,
         }
+        response = self.client().post(self.base_url, data=raw, headers=headers)
+        return receiver_id(response.content, key)
+
+    def create_task(self, contact: Contact, title: str, key: str) -> str:
+        """POST the signed task (``X-CEP-Event: task``), keyed by ``key``; return the receiver's id or our key."""
+        body = {"external_id": idempotency_key(contact), "task": {"key": key, "title": title}}
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", EVENT_HEADER: "task", IDEMPOTENCY_HEADER: key,
+                   SIGNATURE_HEADER: sign(self.settings.crm_webhook_secret.get_secret_value(), raw)}
         response = self.client().post(self.base_url, data=raw, headers=headers)
         return receiver_id(response.content, key)
 

@@ -68,6 +68,10 @@ class EmailMarketing(Integration):
         confirm first); return the status the service now holds."""
         raise NotImplementedError
 
+    def tag_contact(self, email: str, tags: list[str]) -> str:
+        """Add tags to a contact already on the list (a sequence step); return the provider's id of the contact."""
+        raise NotImplementedError
+
 
 class TransactionalEmail(Integration):
     """Transactional email templates (Mandrill)."""
@@ -112,6 +116,12 @@ class CRM(Integration):
 
     def upsert_lead(self, contact: Contact) -> str:
         """Create or update the lead (keyed by email or external id); return the CRM's record id."""
+        raise NotImplementedError
+
+    def create_task(self, contact: Contact, title: str, key: str) -> str:
+        """A follow-up task for the lead's advisor (a sequence step); ``key`` is ours and the same on a retry, so a
+        CRM that keys tasks by it never makes two. Return the CRM's task id. A CRM without tasks leaves this
+        unimplemented and the step is skipped, saying so."""
         raise NotImplementedError
 
 

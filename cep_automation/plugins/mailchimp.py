@@ -150,6 +150,13 @@ class Mailchimp(EmailMarketing):
         member = self._call(upsert)
         return str((member or {}).get("id") or member_id)
 
+    def tag_contact(self, email: str, tags: list[str]) -> str:
+        """POST the member's tags (active); return the member's hash."""
+        list_id, member_id = self.settings.mailchimp_list_id, subscriber_hash(email)
+        body = {"tags": [{"name": tag, "status": "active"} for tag in tags]}
+        self._call(lambda client: client.lists.members.tags.update(list_id, member_id, body))
+        return member_id
+
     def set_subscription(self, email: str, subscribed: bool) -> str:
         """``unsubscribed`` (if a member); or ``subscribed``, which a member in compliance state cannot be set to by
         us, so then ``pending``: Mailchimp emails them to confirm (double opt-in), as it documents."""

@@ -5,7 +5,8 @@ It answers as a receiver is expected to: **403** ``{"error": "invalid signature"
 shared secret; **400** for a body that is not a JSON lead; **201** ``{"id", "created": true}`` for
 a new external id and **200** ``{"id", "created": false}`` for one it already has (same ``id``).
 A signed ``DELETE`` with ``{"external_ids", "emails", "phones"}`` erases those leads (200 ``{"erased": n}``,
-404 when it holds none).
+404 when it holds none). A signed POST with ``X-CEP-Event: task`` and ``{"external_id", "task": {"key", "title"}}``
+records a task by its key (201 new, 200 the same key again).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class FakeCrmWebhook(FakeServer):
         self.secret = secret
         self.leads: dict[str, dict[str, Any]] = {}  # external id → last body received
         self.ids: dict[str, str] = {}  # external id → the id we answered
+        self.tasks: dict[str, dict[str, Any]] = {}  # task key → the last body received
+        self.task_posts = 0  # every task POST, repeats included
 
     @property
     def endpoint(self) -> str:
@@ -48,6 +51,8 @@ class FakeCrmWebhook(FakeServer):
             lead = json.loads(request.body)
         except ValueError:
             return Reply(400, {"error": "body is not JSON"})
+        if request.headers.get("x-cep-event") == "task":
+            return self._task(lead)
         key = request.headers.get("idempotency-key") or (lead.get("external_id") if isinstance(lead, dict) else None)
         if not isinstance(lead, dict) or not key:
             return Reply(400, {"error": "a lead object with an external_id (Idempotency-Key) is required"})
@@ -64,6 +69,16 @@ class FakeCrmWebhook(FakeServer):
                 self.ids[key] = f"crm-{len(self.ids) + 1}"
             self.leads[key] = lead
             return Reply(201 if created else 200, {"id": self.ids[key], "created": created})
+
+    def _task(self, body: Any) -> Reply:
+        task = body.get("task") if isinstance(body, dict) else None
+        if not isinstance(task, dict) or not task.get("key") or not task.get("title"):
+            return Reply(400, {"error": "a task needs task.key and task.title"})
+        with self._lock:
+            self.task_posts += 1
+            created = task["key"] not in self.tasks
+            self.tasks[task["key"]] = body
+            return Reply(201 if created else 200, {"id": f"task-{task['key']}", "created": created})
 
     def _erase(self, request: Recorded) -> Reply:
         """GDPR erasure: drop every lead whose key or email is listed (200 with the count; 404 if none)."""

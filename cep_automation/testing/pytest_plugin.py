@@ -23,6 +23,7 @@ DOMAIN_TABLES = (
     "leads", "course_runs", "courses", "campuses", "campaign_metrics", "campaigns", "uploads",
     "audit_log", "dead_letters", "effects", "lead_rollups", "backups", "consent_events", "gdpr_erasures",
     "scheduled_jobs", "spend", "queue_history", "lead_rollups_by_campus", "campaign_anomalies",
+    "sequence_enrollments", "sequence_steps",
 )
 
 

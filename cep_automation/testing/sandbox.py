@@ -17,6 +17,9 @@ from cep_automation.testing.fake_meta import FakeMetaGraph
 from cep_automation.testing.fake_openai import FakeOpenAI
 from cep_automation.testing.fake_slack import FakeSlack
 from cep_automation.testing.fake_whatsapp import FakeWhatsApp
+
+# The email templates of the shipped sequences (cep_automation/sequences/default.toml).
+SEQUENCE_TEMPLATES = ("nurture-course-details", "nurture-last-call", "course-start-week")
 from cep_automation.testing.fakes import FakeServer
 
 MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us21"
@@ -28,7 +31,8 @@ class Sandbox:
 
     def __init__(self) -> None:
         self.mailchimp = FakeMailchimp(MAILCHIMP_KEY, lists=(LIST_ID,))
-        self.mandrill = FakeMandrill("mandrill-sandbox-key", templates=("lead-confirmation", "daily-digest"))
+        self.mandrill = FakeMandrill("mandrill-sandbox-key", templates=(
+            "lead-confirmation", "daily-digest", *SEQUENCE_TEMPLATES))
         self.whatsapp = FakeWhatsApp(token="whatsapp-sandbox-token")
         self.meta = FakeMetaGraph(token="meta-sandbox-token")
         self.ga4 = FakeGA4(tokens=("ga4-sandbox-token",))

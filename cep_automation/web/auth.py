@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cep_automation.web.errors import json_error
 
-PUBLIC_PATHS = frozenset({"/health", "/ready", "/webhooks/meta/leads", "/webhooks/whatsapp"})
+# The webhooks prove themselves: Meta's and WhatsApp's by signature, Mailchimp's by the secret in its URL.
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/webhooks/meta/leads", "/webhooks/whatsapp", "/webhooks/mailchimp"})
 DASHBOARD_PREFIX = "/admin"
 REALM = 'Basic realm="cep-automation dashboard", charset="UTF-8"'
 
