@@ -10,6 +10,7 @@ the URLs (without passwords) and pids; a clean stop removes it.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -30,7 +31,8 @@ from dotenv import dotenv_values
 from cep_automation.cli.run import preflight, worker_argv
 from cep_automation.db import migrate
 from cep_automation.dev import embedded
-from cep_automation.dev.demo import load_demo
+from cep_automation.dev.demo import DAYS, DEFAULT_SEED, load_demo
+from cep_automation.dev.demo_figures import load_figures
 from cep_automation.queues import POOLS
 from cep_automation.settings import Settings, get_settings
 
@@ -133,7 +135,9 @@ def prepare(demo: bool) -> dict[str, int] | None:
     if not demo:
         return None
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        return load_demo(conn)
+        loaded = load_demo(conn)
+        load_figures(conn, DEFAULT_SEED, DAYS, dt.datetime.now(dt.UTC))  # what the stats and history pages draw
+        return loaded
 
 
 def start_http(stack: Stack, port: int) -> str | None:

@@ -24,11 +24,13 @@ from cep_automation.web import (
     dead_letters_api,
     gdpr_api,
     health,
+    history,
     job_actions,
     jobs_api,
     leads_api,
     mailchimp_webhook,
     openapi,
+    stats,
     webhook,
     whatsapp_webhook,
 )
@@ -59,6 +61,10 @@ def dashboard_routes() -> list[BaseRoute]:
         Route("/schedules", dashboard.schedules),
         Route("/workers", dashboard.workers),
         Route("/flow", dashboard.flow),
+        Route("/history", history.page),
+        Route("/stats", stats.page),
+        Route("/stats/leads.csv", stats.leads_csv),
+        Route("/stats/campaigns.csv", stats.campaigns_csv),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
 

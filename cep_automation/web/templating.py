@@ -24,7 +24,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 FLASH = "cep_flash"
 NAV = (("overview", "/admin/", "Overview"), ("jobs", "/admin/jobs", "Jobs"),
        ("dead", "/admin/dead-letters", "Dead letters"), ("schedules", "/admin/schedules", "Schedules"),
-       ("workers", "/admin/workers", "Workers"), ("flow", "/admin/flow", "Flow"))
+       ("workers", "/admin/workers", "Workers"), ("flow", "/admin/flow", "Flow"),
+       ("history", "/admin/history", "History"), ("stats", "/admin/stats", "Estadísticas"))
+NAV_LANG = {"stats": "es"}  # the marketing team's pages are in Spanish; the operators' in English
 # No inline script or style, no other origin: an injected tag could do nothing.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self';"
        " form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -63,7 +65,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     token = csrf.token_for(request)
     notice = unquote(request.cookies.get(FLASH, ""))
     html = request.app.state.templates.get_template(template).render(
-        nav=NAV, csrf_field=csrf.FIELD, csrf_token=token, read_only=request.app.state.read_only,
+        nav=NAV, nav_lang=NAV_LANG, csrf_field=csrf.FIELD, csrf_token=token, read_only=request.app.state.read_only,
         notice=notice, **context)
     response = HTMLResponse(html, status_code=status_code,
                             headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
