@@ -42,10 +42,9 @@ def _midnight(day: dt.date) -> dt.datetime:
 def ensure_rollup(conn: psycopg.Connection[Any], day: dt.date) -> bool:
     """Compute the day's daily rollup if ``stats.rollup`` has not (no total row, one computed before the day
     was over, or no campus split for a day with leads); True when it had to. Same code, same indexed range."""
-    row = conn.execute(
+    found = conn.cursor(row_factory=dict_row).execute(
         "SELECT leads, updated_at FROM lead_rollups WHERE granularity = 'daily' AND dimension = 'total'"
         " AND period_start = %s AND key_id = 0", (day,)).fetchone()
-    found = dict(row) if row is not None and not isinstance(row, dict) else row
     if (found is not None and found["updated_at"] >= _midnight(day + dt.timedelta(days=1))
             and (found["leads"] == 0 or campus_rollups.has_period(conn, "daily", day))):
         return False
