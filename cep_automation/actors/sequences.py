@@ -22,12 +22,13 @@ from cep_automation.domain.leads import load_lead
 from cep_automation.errors import PermanentError
 from cep_automation.plugins.kinds import CRM, EmailMarketing, TransactionalEmail
 from cep_automation.queues import policy
+from cep_automation.records import sequence_counts as counters
 from cep_automation.records.effects import Ledger
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
 from cep_automation.runtime.job import current_job
 from cep_automation.runtime.steps import StepRunner
-from cep_automation.sequences import counters, lifecycle, plan, store
+from cep_automation.sequences import lifecycle, plan, store
 from cep_automation.sequences.calendar import marketing_hours
 from cep_automation.sequences.definition import Step, configured
 from cep_automation.settings import get_settings

@@ -130,6 +130,44 @@ class QueueLengthCollector:
         yield family
 
 
+class SequenceCollector:
+    """Reports ``sequence_entries_total{sequence}``, ``sequence_exits_total{sequence,cause}`` and
+    ``sequence_steps_total{sequence,status}`` from the counters every process adds to in Redis; each configured
+    sequence's series exist at 0."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        from cep_automation.records import sequence_counts
+
+        entries = CounterMetricFamily("sequence_entries", "Leads that entered a sequence.", labels=["sequence"])
+        exits = CounterMetricFamily("sequence_exits", "Leads that left a sequence before its end, by cause.",
+                                    labels=["sequence", "cause"])
+        steps = CounterMetricFamily("sequence_steps", "Sequence steps by outcome.", labels=["sequence", "status"])
+        try:
+            counts = sequence_counts.read()
+            for name in sequence_names():
+                counts.setdefault(("entries", name), 0)
+                for status in ("sent", "skipped", "failed"):
+                    counts.setdefault(("steps", name, status), 0)
+            families = {"entries": entries, "exits": exits, "steps": steps}
+            for (kind, *labels), value in sorted(counts.items()):
+                if kind in families:
+                    families[kind].add_metric(labels, value)
+        except Exception as exc:  # a scrape must still answer when Redis is down
+            logger.warning("sequence counters unavailable: %s", exc)
+        yield from (entries, exits, steps)
+
+
+def sequence_names() -> list[str]:
+    try:
+        from cep_automation.sequences.definition import configured
+
+        return sorted(configured())
+    except Exception:  # an unreadable sequences file is reported at start-up, not by a scrape
+        return []
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of all worker processes, plus queue lengths."""
     multiproc_dir()
@@ -140,6 +178,7 @@ def render() -> tuple[bytes, str]:
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
     registry.register(QueueLengthCollector())
+    registry.register(SequenceCollector())
     return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from cep_automation.db.redis_client import get_redis, key
 
-logger = logging.getLogger("cep_automation.sequences.counters")
+logger = logging.getLogger("cep_automation.records.sequence_counts")
 SEP = "|"
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 
 from cep_automation.records import scheduled_jobs
-from cep_automation.sequences import counters, store
+from cep_automation.records import sequence_counts as counters
+from cep_automation.sequences import store
 from cep_automation.sequences.calendar import MarketingHours, marketing_hours
 from cep_automation.sequences.definition import Sequence, Step, configured
 

@@ -17,11 +17,10 @@ from cep_automation.testing.fake_meta import FakeMetaGraph
 from cep_automation.testing.fake_openai import FakeOpenAI
 from cep_automation.testing.fake_slack import FakeSlack
 from cep_automation.testing.fake_whatsapp import FakeWhatsApp
+from cep_automation.testing.fakes import FakeServer
 
 # The email templates of the shipped sequences (cep_automation/sequences/default.toml).
 SEQUENCE_TEMPLATES = ("nurture-course-details", "nurture-last-call", "course-start-week")
-from cep_automation.testing.fakes import FakeServer
-
 MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us21"
 LIST_ID = "cep-leads"
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from cep_automation.gdpr.identifiers import IdentifierError, normalize_email
-from cep_automation.settings import get_settings
+from cep_automation.settings import Settings
 from cep_automation.web.errors import ApiError
 from cep_automation.web.unsubscribe import unsubscribe
 
@@ -27,7 +27,8 @@ STOPPING = ("unsubscribe", "cleaned")
 
 
 def authorized(request: Request) -> None:
-    secret = get_settings().mailchimp_webhook_secret
+    settings: Settings = request.app.state.settings
+    secret = settings.mailchimp_webhook_secret
     if secret is None:
         raise ApiError(404, "the Mailchimp webhook is off: set MAILCHIMP_WEBHOOK_SECRET to turn it on")
     given = request.query_params.get("key", "")
@@ -45,7 +46,7 @@ async def endpoint(request: Request) -> Response:
     list_id = str(form.get("data[list_id]", ""))
     if kind not in STOPPING:
         return JSONResponse({"ignored": kind or "(no type)"})
-    ours = get_settings().mailchimp_list_id
+    ours = request.app.state.settings.mailchimp_list_id
     if ours and list_id and list_id != ours:
         return JSONResponse({"ignored": f"list {list_id} is not ours"})
     try:

@@ -9,9 +9,10 @@ import pytest
 
 from cep_automation.actors import lead_created
 from cep_automation.gdpr import record_consent
-from cep_automation.records import scheduled_jobs
+from cep_automation.records import metrics, scheduled_jobs
+from cep_automation.records import sequence_counts as counters
 from cep_automation.runtime.scheduling import release_due
-from cep_automation.sequences import counters, lifecycle
+from cep_automation.sequences import lifecycle
 from cep_automation.testing.sequences import bring_due, steps_by_name
 
 pytestmark = pytest.mark.usefixtures("always_open")
@@ -93,6 +94,11 @@ def test_enrolling_mid_way_cancels_the_rest_at_once(db, sandbox, stub_broker, st
     run_due(stub_broker, stub_worker)
     assert len(sandbox.whatsapp.messages) == before
     assert counters.read()[("exits", "nurture", "enrolled")] == 1
+    text = metrics.render()[0].decode()
+    assert 'sequence_exits_total{cause="enrolled",sequence="nurture"} 1.0' in text
+    assert 'sequence_entries_total{sequence="nurture"} 1.0' in text
+    assert 'sequence_steps_total{sequence="nurture",status="sent"} 1.0' in text
+    assert 'sequence_steps_total{sequence="course_start",status="failed"} 0.0' in text
 
 
 def test_a_transient_failure_retries_the_step_alone_and_never_sends_twice(db, sandbox, stub_broker, stub_worker,
