@@ -117,7 +117,7 @@ def count_waiting(conn: psycopg.Connection[DictRow], within: list[dt.timedelta])
     """How many jobs are still held and due within each of ``within`` from now (one indexed scan)."""
     if not within:
         return []
-    columns = ", ".join(f"count(*) FILTER (WHERE run_at <= now() + %(w{n})s)" for n in range(len(within)))
+    columns = ", ".join(f"count(*) FILTER (WHERE run_at <= now() + %(w{n})s) AS w{n}" for n in range(len(within)))
     row = conn.execute(f"SELECT {columns} FROM scheduled_jobs WHERE status = 'scheduled'"
                        " AND run_at <= now() + %(widest)s",
                        {"widest": max(within), **{f"w{n}": each for n, each in enumerate(within)}}).fetchone()

@@ -83,8 +83,10 @@ def flow(request: Request) -> Response:
     from cep_automation.flow import status
 
     found, error = attempt(status.snapshot)
+    held, held_error = attempt(data.held_jobs)
     return render(request, "flow.html", page="flow", flow=found or {"rates": [], "running": [], "ordering": [],
-                                                                     "fair": []}, errors=[error] if error else [])
+                                                                     "fair": []}, held=held,
+                  errors=[e for e in (error, held_error) if e])
 
 
 def workers(request: Request) -> Response:

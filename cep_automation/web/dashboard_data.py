@@ -7,6 +7,7 @@ makes a page slow.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pendulum
@@ -14,7 +15,7 @@ from periodiq import cron
 
 from cep_automation.db import connection
 from cep_automation.queues import POLICIES
-from cep_automation.records import metrics
+from cep_automation.records import metrics, scheduled_jobs
 from cep_automation.records.broker_state import held_counts, queue_names, queued_payload, workers_seen
 from cep_automation.records.job_state import get_job, scan_jobs
 
@@ -43,6 +44,13 @@ def schedules() -> list[dict[str, Any]]:
     return [{"actor": p.actor, "queue": p.queue, "cron": p.cron, "next_run": cron(p.cron).next_valid_date(now),
              "last_run": last.get(p.actor, {}).get("created_at"), "last_status": last.get(p.actor, {}).get("status")}
             for p in periodic]
+
+
+def held_jobs(soonest: int = 5) -> dict[str, Any]:
+    """Jobs held in PostgreSQL for later: how many are due within the hour and the day, and the soonest few."""
+    with connection() as conn:
+        hour, day = scheduled_jobs.count_waiting(conn, [dt.timedelta(hours=1), dt.timedelta(days=1)])
+        return {"within_hour": hour, "within_day": day, "soonest": scheduled_jobs.list_waiting(conn, limit=soonest)}
 
 
 def recent_jobs(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -172,3 +172,18 @@ def test_the_flow_page_shows_what_waits_for_a_limit_a_turn_or_a_share(client, re
     assert page.status_code == 200
     assert "mailchimp" in page.text and "acct-1" in page.text and "lead:42" in page.text
     assert 'aria-current="page"' in page.text and ">Flow<" in page.text
+
+
+def test_the_flow_page_counts_the_jobs_held_for_later_and_lists_the_soonest(client, db):
+    import datetime as dt
+
+    from cep_automation.records import scheduled_jobs
+
+    now = dt.datetime.now(dt.UTC)
+    for n, due in enumerate((dt.timedelta(minutes=10), dt.timedelta(hours=5), dt.timedelta(days=3))):
+        scheduled_jobs.hold(db, message_id=f"held-{n}", actor="stats.rollup", queue="stats",
+                            payload={"args": [], "kwargs": {}}, options={}, run_at=now + due)
+    page = client.get("/admin/flow")
+    assert page.status_code == 200 and "Held for later" in page.text
+    assert "Due within the hour: <strong>1</strong>" in page.text and "within the day: <strong>2</strong>" in page.text
+    assert page.text.index("held-0") < page.text.index("held-1") < page.text.index("held-2")
