@@ -23,7 +23,9 @@ DAYS = 60
 # Any constant works; it serialises two demo loads running at once.
 ADVISORY_LOCK_ID = 0x0CE9_DE30
 
-CAMPUSES = (("Madrid", "+34699000001"), ("Sevilla", "+34699000002"), ("Málaga", "+34699000003"))
+CAMPUSES = (("Madrid", "+34699000001", "asesor.madrid@cepformacion.es"),
+            ("Sevilla", "+34699000002", "asesor.sevilla@cepformacion.es"),
+            ("Málaga", "+34699000003", "asesor.malaga@cepformacion.es"))
 COURSES = (
     ("Marketing Digital y Redes Sociales", "telematico"),
     ("Programación en Python", "telematico"),
@@ -123,7 +125,8 @@ def _load_catalogue(cur: psycopg.Cursor[TupleRow], rng: random.Random, today: dt
         counts[table] += created
         return row_id
 
-    campuses = [ensure("campuses", {"name": name}, {"advisor_phone": phone}) for name, phone in CAMPUSES]
+    campuses = [ensure("campuses", {"name": name}, {"advisor_phone": phone, "advisor_email": email})
+                for name, phone, email in CAMPUSES]
     courses = [ensure("courses", {"title": title, "offer_type": kind}, {}) for title, kind in COURSES]
     runs = [
         ensure("course_runs", {"course_id": courses[course], "campus_id": None if campus is None else campuses[campus]},
