@@ -33,7 +33,7 @@ from cep_automation.settings import get_settings
 
 
 class DigestPayload(BaseModel):
-    """``day``: the day to report (a manual run); none means yesterday in Madrid, or the tick's yesterday."""
+    """``day``: the day to report (a manual run); none means the last day that is over, or the tick's yesterday."""
 
     day: dt.date | None = None
 
@@ -58,12 +58,12 @@ def tick_of_current_message() -> dt.datetime | None:
 
 def day_to_report(day: dt.date | None, tick: dt.datetime | None, now: dt.datetime) -> dt.date | None:
     """The given day; else, for a tick, its yesterday if it is the 08:00 tick in Madrid (None if not);
-    else (a manual run) yesterday in Madrid."""
+    else (a manual run) the last day that is over."""
     if day is not None:
         return day
     if tick is not None:
         return digest.due_day(tick)
-    return digest.yesterday_in_madrid(now)
+    return digest.last_day_over(now)
 
 
 def send_all(steps: StepRunner, figures: digest.DayFigures, recipients: list[digest.Recipient]) -> None:
@@ -116,7 +116,7 @@ def run(day: dt.date, handle: JobHandle) -> dict[str, Any]:
 
 @job("digest.daily", schema=DigestPayload)
 def digest_daily(day: str | None = None) -> dict[str, Any]:
-    """Send the digest of ``day`` (default: yesterday in Madrid) — on a tick, only at 08:00 in Madrid."""
+    """Send the digest of ``day`` (default: the last day over) — on a tick, only at 08:00 in Madrid."""
     try:
         payload = DigestPayload(day=day)  # type: ignore[arg-type]  # pydantic parses the ISO date
     except ValidationError as exc:

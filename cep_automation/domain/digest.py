@@ -31,8 +31,10 @@ def due_day(tick: dt.datetime) -> dt.date | None:
     return local.date() - dt.timedelta(days=1) if local.hour == SEND_HOUR else None
 
 
-def yesterday_in_madrid(now: dt.datetime) -> dt.date:
-    return now.astimezone(MADRID).date() - dt.timedelta(days=1)
+def last_day_over(now: dt.datetime) -> dt.date:
+    """A manual run's day: the last (UTC) day that is over. From 08:00 in Madrid, Madrid's yesterday; just after
+    Madrid's midnight, the day before (Madrid's yesterday is not over in UTC yet, and would be sent half-counted)."""
+    return now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
 
 def _midnight(day: dt.date) -> dt.datetime:

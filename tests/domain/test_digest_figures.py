@@ -52,7 +52,9 @@ def test_exactly_one_of_the_two_daily_ticks_is_due_every_day_of_two_years():
 def test_the_day_of_a_run():
     now = at("2026-03-29 00:30")  # 01:30 in Madrid (CET) on the 29th
     assert day_to_report(dt.date(2026, 3, 1), None, now) == dt.date(2026, 3, 1)  # given: as given
-    assert day_to_report(None, None, now) == dt.date(2026, 3, 28)  # manual: yesterday in Madrid
+    assert day_to_report(None, None, now) == dt.date(2026, 3, 28)  # manual: the last day over
+    # 00:30 in Madrid on the 29th is 23:30 UTC on the 28th: the 28th is not over, the 27th is reported
+    assert day_to_report(None, None, at("2026-03-28 23:30")) == dt.date(2026, 3, 27)
     assert day_to_report(None, at("2026-03-29 06:00"), now) == dt.date(2026, 3, 28)  # the tick decides, not now
     assert day_to_report(None, at("2026-03-29 07:00"), now) is None
 
