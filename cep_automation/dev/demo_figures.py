@@ -82,7 +82,7 @@ def _history(conn: psycopg.Connection[Any], rng: random.Random, now: dt.datetime
         incident = bad <= at < bad + dt.timedelta(hours=1)
         for queue, (peak, wait) in QUEUE_LOAD.items():
             completed = _poisson(rng, peak * day_curve)
-            failed = _poisson(rng, (2.0 if incident and queue == "leads" else 0.02) * max(completed, 1))
+            failed = _poisson(rng, (2.0 if incident and queue == "leads" else 0.01) * completed)
             dead = 1 if failed and rng.random() < (0.3 if incident else 0.05) else 0
             p50 = int(wait * rng.uniform(0.6, 1.4) * (8 if incident and queue == "leads" else 1))
             waiting = _poisson(rng, peak * day_curve * (30 if incident and queue == "leads" else 0.5))

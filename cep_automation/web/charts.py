@@ -49,11 +49,13 @@ class Chart:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10ⁿ at or above ``value`` (1 for nothing to show)."""
+    """The smallest of 2, 4, 6, 8, 10 × 10ⁿ at or above ``value`` (2 for nothing to show): even, so the middle
+    tick is as round as the top one."""
     if value <= 0 or not math.isfinite(value):
-        return 1.0
+        return 2.0
     power = 10.0 ** math.floor(math.log10(value))
-    return float(next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value))
+    steps = (1, 2, 4, 6, 8, 10) if power > 1 else (2, 4, 6, 8, 10)  # a top of 1 (or 0.1) would halve to 0.5
+    return float(next(step * power for step in steps if step * power >= value))
 
 
 def number(decimals: int = 0, decimal_mark: str = ".") -> Callable[[float | None], str]:
@@ -89,7 +91,7 @@ def line_chart(key: str, title: str, unit: str, labels: Sequence[str], series: M
     known = [v for values in series.values() for v in values if v is not None]
     top = nice_ceiling(max(known, default=0))
     y_ticks = tuple(fmt(top * (2 - i) / 2) for i in range(3))
-    picks = sorted({round(i * (len(labels) - 1) / ticks) for i in range(ticks + 1)}) if labels else []
+    picks = sorted({min(i * len(labels) // ticks, len(labels) - 1) for i in range(ticks + 1)}) if labels else []
     peak, latest, none = WORDS[lang]
     summary = "; ".join(
         f"{name}: {peak} {fmt(max((v for v in values if v is not None), default=None))}, "
