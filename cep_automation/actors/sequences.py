@@ -104,11 +104,7 @@ def run_channel(steps: StepRunner, row: dict[str, Any], step: Step, decision: pl
     name, params = step.name, decision.params
     values = list(params.values()) if isinstance(params, dict) else list(params)
     if step.channel == "email":
-        merge = params if isinstance(params, dict) else {f"P{i}": v for i, v in enumerate(params, start=1)}
-        run_with(steps, name, TransactionalEmail,
-                 lambda m: m.send_template(str(step.template), row["email"], row["lead_name"], merge,
-                                           {"lead_id": row["lead_id"], "sequence": row["sequence"], "step": name}),
-                 missing=None if row["email"] else "lead has no email")
+        send_email(steps, row, step, params)
     elif step.channel == "whatsapp":
         send_whatsapp(steps, name, row["phone"], str(step.template), values, missing="lead has no phone")
     elif step.channel == "advisor_notice":
@@ -119,6 +115,22 @@ def run_channel(steps: StepRunner, row: dict[str, Any], step: Step, decision: pl
                  missing=None if row["email"] else "lead has no email")
     else:
         crm_tasks(steps, row, step, decision.text["title"])
+
+
+def send_email(steps: StepRunner, row: dict[str, Any], step: Step, params: dict[str, str] | list[str]) -> None:
+    """Mandrill cannot confirm a send nor take an idempotency key: at most once (an attempt that died while
+    sending is not repeated; the timeline says it may have gone)."""
+    if not row["email"]:
+        steps.skip(step.name, "lead has no email")
+        return
+    mail = integrations.first(TransactionalEmail)
+    if mail is None:
+        steps.skip(step.name, integrations.why_none(TransactionalEmail))
+        return
+    merge = params if isinstance(params, dict) else {f"P{i}": v for i, v in enumerate(params, start=1)}
+    metadata = {"lead_id": row["lead_id"], "sequence": row["sequence"], "step": step.name}
+    steps.run_at_most_once(step.name, lambda: mail.send_template(str(step.template), row["email"], row["lead_name"],
+                                                                 merge, metadata))
 
 
 def crm_tasks(steps: StepRunner, row: dict[str, Any], step: Step, title: str) -> None:

@@ -108,6 +108,32 @@ class Ledger:
         self._record(step, provider_id, result if isinstance(result, dict) else {"value": result})
         return Effect(step, provider_id, result, replayed=False)
 
+    def run_at_most_once(self, step: str, do: Callable[[], Any]) -> Effect:
+        """Like :meth:`run`, for a send that must never be repeated and that the provider cannot confirm (a
+        sequence's email): an intent is written before ``do``; an attempt that finds one (an earlier attempt died
+        while sending) records the step as unconfirmed instead of sending it again."""
+        previous = self.done(step)
+        if previous is not None:
+            return previous
+        if self._intent(step) is not None:
+            logger.warning("Step %s of %s: an earlier attempt stopped while sending it; recorded as unconfirmed, "
+                           "not repeated", step, self.job_key)
+            self._record(step, None, {"unconfirmed": "an earlier attempt stopped while sending"}, clear_intent=True)
+            return Effect(step, None, None, replayed=False, unconfirmed=True)
+        self._set_intent(step, time.time())
+        try:
+            result = do()
+        except Unconfirmed as exc:
+            self._record(step, None, {"unconfirmed": str(exc)}, clear_intent=True)
+            return Effect(step, None, None, replayed=False, unconfirmed=True)
+        except Exception:
+            self._set_intent(step, None)  # it surely did not go: the next attempt sends at once
+            raise
+        provider_id = result.get("provider_id") if isinstance(result, dict) else result
+        provider_id = None if provider_id is None else str(provider_id)
+        self._record(step, provider_id, result if isinstance(result, dict) else {"value": result}, clear_intent=True)
+        return Effect(step, provider_id, result, replayed=False)
+
     def run_confirmable(self, step: str, send: Callable[[str], str], confirm: Callable[[str], str | None], *,
                         grace_s: float) -> Effect:
         """Run ``send(reference)`` once, for a provider that confirms sends but has no idempotency key.

@@ -55,6 +55,10 @@ class StepRunner:
         """Run ``action`` unless it already succeeded for this job; a failure is recorded, not raised."""
         return self._attempt(step, lambda: self.ledger.run(step, action))
 
+    def run_at_most_once(self, step: str, action: Callable[[], Any]) -> Effect | None:
+        """Like :meth:`run`, never repeating a send an earlier attempt may have made (``Ledger.run_at_most_once``)."""
+        return self._attempt(step, lambda: self.ledger.run_at_most_once(step, action))
+
     def run_confirmable(self, step: str, send: Callable[[str], str], confirm: Callable[[str], str | None], *,
                         grace_s: float) -> Effect | None:
         """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
