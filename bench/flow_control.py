@@ -3,6 +3,8 @@
     python bench/flow_control.py                     # 50/s shared by 2 processes for 60 s, each limiter
     python bench/flow_control.py --seconds 20        # quicker
     python bench/flow_control.py --overhead          # also: a no-op job behind a limit that never binds
+    python bench/flow_control.py --priority          # only: leads at 20/s behind 2,000 stats jobs (worker processes)
+    python bench/flow_control.py --run-at            # only: 100,000 jobs due in one minute (worker processes)
 
 Two processes take slots of one limit as fast as it lets them, for ``--seconds``: ours
 (:func:`cep_automation.flow.hold` with ``Limit(rate=50, period_s=1)``, GCRA on Redis) and Dramatiq's
@@ -89,10 +91,15 @@ def main() -> int:
     parser.add_argument("--fairness", action="store_true", help="also: key A 2,000 jobs then key B 20")
     parser.add_argument("--ordering", action="store_true", help="also: 100 keys x 20 jobs, 10%% failing once")
     parser.add_argument("--messages", type=int, default=3000, help="messages per overhead round (3000)")
+    parser.add_argument("--priority", action="store_true", help="only: leads' wait behind 2,000 stats jobs")
+    parser.add_argument("--run-at", action="store_true", help="only: 100,000 jobs due within one minute")
+    parser.add_argument("--run-at-count", type=int, default=100_000)
     args = parser.parse_args()
     from cep_automation.testing.services import TestServices
 
     services = TestServices.start()
+    if args.priority or args.run_at:
+        return timing_main(args, services)
     try:
         env = {**os.environ, **services.env()}
         results = {kind: run(kind, args, env, services.redis_url) for kind in ("dramatiq", "ours")}
@@ -127,6 +134,47 @@ def main() -> int:
             print(f"  {name:16} {row['rate']:7.0f} jobs/s  order violations {row['violations']}")
         ratio = ordered["ordering keys"]["rate"] / ordered["no keys"]["rate"]
         print(f"  throughput with ordering / without: {ratio:.2f} (goal >= 0.80)")
+    return 0 if verdict else 1
+
+
+def timing_main(args: argparse.Namespace, services: Any) -> int:
+    """--priority and --run-at (bench/flow_timing.py), ours and plain Dramatiq's worker processes."""
+    import tempfile
+
+    import flow_timing
+
+    metrics_dir = tempfile.mkdtemp(prefix="cep-bench-prometheus-")
+    log = os.path.join(tempfile.gettempdir(), "cep-bench-flow-workers.log")
+    os.environ.update({**services.env(), "CEP_METRICS_PORT": "0", "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+                       "CEP_QUEUE_LIMITS": "bench-runat=1000000/1000000", "CEP_LOG_LEVEL": "WARNING"})
+    verdict = True
+    try:
+        if args.priority:
+            print(f"priority: 2,000 stats jobs of 50 ms waiting, leads at 20/s for 15 s; 1 worker process x 5 "
+                  f"threads ({time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}; workers' log {log})")
+            for system, row in flow_timing.priority_run(log).items():
+                print(f"  {system:6} leads {row['leads']:.0f}: wait p50 {row['p50'] * 1000:6.0f} ms  p95 "
+                      f"{row['p95'] * 1000:6.0f} ms  max {row['max'] * 1000:6.0f} ms; stats done meanwhile "
+                      f"{row['stats_done']:.0f} (load {row['load']:.1f})")
+                verdict = verdict and (system != "ours" or row["p95"] < 0.5)
+        if args.run_at:
+            print(f"run-at: {args.run_at_count:,} jobs due within one minute; 2 worker processes x 8 threads "
+                  f"({time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f})")
+            for system, row in flow_timing.run_at_run(log, args.run_at_count).items():
+                print(f"  {system:6} started {row['started']:.0f}; late p50 {row['p50']:.2f} s  p95 {row['p95']:.2f} s"
+                      f"  p99 {row['p99']:.2f} s  max {row['max']:.2f} s; over 10 s: {row['over_10s']:.0f}"
+                      f" (load {row['load']:.1f}); setup {row['setup_s']:.1f} s")
+                if system == "ours":
+                    print(f"         release: {row['passes']:.0f} passes, the first released "
+                          f"{row['first_pass_released']:.0f} in {row['first_pass_s']:.1f} s "
+                          f"({row['release_rate']:.0f}/s); released after their time: {row['released_late']:.0f};"
+                          f" least time left at release {row['min_slack_s']:.1f} s")
+                    verdict = verdict and row["started"] == args.run_at_count and row["over_10s"] == 0
+    finally:
+        from cep_automation.db.pool import close_pool
+
+        close_pool()
+        services.stop()
     return 0 if verdict else 1
 
 
