@@ -18,6 +18,7 @@ class ReleasePayload(BaseModel):
 
 @job("schedules.release", schema=ReleasePayload)
 def schedules_release() -> dict[str, Any]:
-    """Release the held jobs due within the next 90 s (rows locked: several releasers share the work)."""
+    """Release the held jobs due within the next 90 s, in batches of 1,000 until none is left (rows locked: several
+    releasers share the work)."""
     outcome = scheduling.release_due()
     return {"released": outcome.released, "failed": outcome.failed, "full_queues": outcome.full}
