@@ -17,6 +17,7 @@ def test_policies_match_the_design_card():
         "meta.leadgen": ("leads", 3, 2000, 60, None),
         "gdpr.erase": ("leads", 5, 2000, 600, None),
         "consent.sync": ("leads", 5, 2000, 60, None),
+        "sequence.step": ("leads", 5, 2000, 60, None),
         "data.retention": ("stats", 3, 2000, 1800, "30 4 * * *"),
         "alerts.check": ("stats", 1, 2000, 60, "* * * * *"),
         "history.snapshot": ("stats", 1, 2000, 60, "* * * * *"),

@@ -118,3 +118,19 @@ def test_baja_on_whatsapp_unsubscribes_the_sender(server, anonymous, secrets, db
     assert signed_post(anonymous, inbound("STOP", sender="34611000111"), secrets.app_secret).json()[
         "steps_cancelled"] == 3
     assert set(statuses(db, other).values()) == {"cancelled"}
+
+
+def test_the_lead_page_shows_the_timeline_and_pauses_resumes_and_cancels(client, db):
+    lead_id = a_lead_in_nurture(db)
+    page = client.get(f"/admin/leads/{lead_id}")
+    assert page.status_code == 200
+    assert "nurture/course_details" in page.text and "due " in page.text and "ana@example.com" not in page.text
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    for action, expected in (("pause", "paused"), ("resume", "active"), ("cancel", "exited")):
+        answer = client.post(f"/admin/leads/{lead_id}/{action}", data={"csrf_token": token})
+        assert answer.status_code in (200, 303), answer.text
+        state = db.execute("SELECT status FROM sequence_enrollments WHERE lead_id = %s", (lead_id,)).fetchone()
+        assert state["status"] == expected, action
+    assert set(statuses(db, lead_id).values()) == {"cancelled"}
+    assert client.post(f"/admin/leads/{lead_id}/pause", data={}).status_code == 403  # no CSRF token
+    assert client.get("/admin/leads/nope").status_code == 404
