@@ -23,7 +23,8 @@ from psycopg.rows import dict_row
 from cep_automation.testing.sandbox import LIST_ID
 
 ADVISOR_TEMPLATE = "lead_advisor_notice"
-STEPS = ("mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor", "crm:webhook", "live_stats")
+STEPS = ("mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor", "crm:webhook", "live_stats",
+         "sequences")
 
 
 @dataclass(frozen=True)
