@@ -5,6 +5,7 @@
     python bench/flow_control.py --overhead          # also: a no-op job behind a limit that never binds
     python bench/flow_control.py --priority          # only: leads at 20/s behind 2,000 stats jobs (worker processes)
     python bench/flow_control.py --run-at            # only: 100,000 jobs due in one minute (worker processes)
+    python bench/flow_control.py --release-rate      # only: how fast one release pass empties 100,000 held jobs
 
 Two processes take slots of one limit as fast as it lets them, for ``--seconds``: ours
 (:func:`cep_automation.flow.hold` with ``Limit(rate=50, period_s=1)``, GCRA on Redis) and Dramatiq's
@@ -94,11 +95,12 @@ def main() -> int:
     parser.add_argument("--priority", action="store_true", help="only: leads' wait behind 2,000 stats jobs")
     parser.add_argument("--run-at", action="store_true", help="only: 100,000 jobs due within one minute")
     parser.add_argument("--run-at-count", type=int, default=100_000)
+    parser.add_argument("--release-rate", action="store_true", help="only: one release pass, 1, 2 and 4 threads")
     args = parser.parse_args()
     from cep_automation.testing.services import TestServices
 
     services = TestServices.start()
-    if args.priority or args.run_at:
+    if args.priority or args.run_at or args.release_rate:
         return timing_main(args, services)
     try:
         env = {**os.environ, **services.env()}
@@ -170,6 +172,12 @@ def timing_main(args: argparse.Namespace, services: Any) -> int:
                           f"({row['release_rate']:.0f}/s); released after their time: {row['released_late']:.0f};"
                           f" least time left at release {row['min_slack_s']:.1f} s")
                     verdict = verdict and row["started"] == args.run_at_count and row["over_10s"] == 0
+        if args.release_rate:
+            print(f"release: one pass over {args.run_at_count:,} held jobs due within 30-90 s, no workers "
+                  f"({time.strftime('%Y-%m-%d %H:%M')})")
+            for threads, row in flow_timing.release_rate_run(args.run_at_count).items():
+                print(f"  {threads} releaser thread(s): {row['released']:.0f} released in {row['seconds']:.1f} s "
+                      f"({row['rate']:.0f}/s; load {row['load']:.1f})")
     finally:
         from cep_automation.db.pool import close_pool
 

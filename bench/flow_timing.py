@@ -173,3 +173,30 @@ def _release_ticks(due0: float, last_due: float) -> dict[str, float]:
     return {"passes": len(passes), "first_pass_released": first[0], "first_pass_s": first[1],
             "release_rate": first[0] / first[1] if first[1] else 0.0, "released_late": late["late"],
             "min_slack_s": float(late["slack"] or 0)}
+
+
+def release_rate_run(count: int = 100_000, releasers: tuple[int, ...] = (1, 2, 4)) -> dict[int, dict[str, float]]:
+    """How fast one pass of ``release_due`` empties ``count`` held jobs into the delay queue (no workers), by the
+    number of releaser threads; the rows are held again (and the delay queue emptied) between rounds."""
+    from cep_automation.actors import broker
+    from cep_automation.db import connection
+    from cep_automation.runtime import backpressure
+    from cep_automation.runtime.scheduling import release_due
+
+    _systems()  # declares bench.runat on our broker
+    results = {}
+    for threads in releasers:
+        broker.client.delete(f"{broker.namespace}:bench-runat.DQ", f"{broker.namespace}:bench-runat.DQ.msgs")
+        for name in broker.client.scan_iter(match=f"{broker.namespace}:idem:sent:scheduled:*", count=5000):
+            broker.client.delete(name)
+        backpressure.forget()
+        with connection() as conn:
+            conn.execute("DELETE FROM scheduled_jobs")
+        due0 = time.time() + 30
+        _hold([due0 + random.random() * 60 for _ in range(count)])
+        began = time.time()
+        outcome = release_due(releasers=threads, budget_s=300)
+        elapsed = time.time() - began
+        results[threads] = {"released": outcome.released, "seconds": elapsed, "rate": outcome.released / elapsed,
+                            "load": os.getloadavg()[0]}
+    return results
