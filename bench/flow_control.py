@@ -165,12 +165,14 @@ def timing_main(args: argparse.Namespace, services: Any) -> int:
             for system, row in flow_timing.run_at_run(log, args.run_at_count).items():
                 print(f"  {system:6} started {row['started']:.0f}; late p50 {row['p50']:.2f} s  p95 {row['p95']:.2f} s"
                       f"  p99 {row['p99']:.2f} s  max {row['max']:.2f} s; over 10 s: {row['over_10s']:.0f}"
-                      f" (load {row['load']:.1f}); setup {row['setup_s']:.1f} s")
+                      f" (load {row['load']:.1f}); setup {row['setup_s']:.1f} s;"
+                      f" workers' CPU {row['worker_cpu_s']:.0f} s")
                 if system == "ours":
                     print(f"         release: {row['passes']:.0f} passes, the first released "
                           f"{row['first_pass_released']:.0f} in {row['first_pass_s']:.1f} s "
                           f"({row['release_rate']:.0f}/s); released after their time: {row['released_late']:.0f};"
-                          f" least time left at release {row['min_slack_s']:.1f} s")
+                          f" least time left at release {row['min_slack_s']:.1f} s; releaser's CPU "
+                          f"{row['release_cpu_s']:.1f} s")
                     verdict = verdict and row["started"] == args.run_at_count and row["over_10s"] == 0
         if args.release_rate:
             print(f"release: one pass over {args.run_at_count:,} held jobs due within 30-90 s, no workers "

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from common import BENCH_DIR, percentile
+from common import BENCH_DIR, cpu_seconds, percentile
 
 QUEUES = ["leads", "stats", "bench-runat"]
 
@@ -114,6 +114,7 @@ def run_at_run(log: str, count: int = 100_000, spread_s: float = 60) -> dict[str
             if system == "ours":
                 extra.update(_release_ticks(due0, dues[-1]))
             lateness = _wait_for(broker, "runat", count, max(0.0, dues[-1] - time.time()) + 300)
+            extra["worker_cpu_s"] = cpu_seconds(proc.pid, children=True)
         finally:
             _stop(proc)
         results[system] = {"started": len(lateness), "p50": percentile(lateness, 50),
@@ -154,7 +155,7 @@ def _release_ticks(due0: float, last_due: float) -> dict[str, float]:
     from cep_automation.db import connection
     from cep_automation.runtime.scheduling import release_due
 
-    tick, passes, first = due0 - 30, [], None
+    tick, passes, first, cpu = due0 - 30, [], None, time.process_time()
     while True:
         time.sleep(max(0.0, tick - time.time()))
         began = time.time()
@@ -170,7 +171,8 @@ def _release_ticks(due0: float, last_due: float) -> dict[str, float]:
         late = conn.execute("SELECT count(*) FILTER (WHERE released_at > run_at) AS late,"
                             " min(extract(epoch FROM run_at - released_at)) AS slack FROM scheduled_jobs").fetchone()
     assert first is not None and late is not None
-    return {"passes": len(passes), "first_pass_released": first[0], "first_pass_s": first[1],
+    return {"release_cpu_s": time.process_time() - cpu,
+            "passes": len(passes), "first_pass_released": first[0], "first_pass_s": first[1],
             "release_rate": first[0] / first[1] if first[1] else 0.0, "released_late": late["late"],
             "min_slack_s": float(late["slack"] or 0)}
 
