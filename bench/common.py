@@ -244,6 +244,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal a process (SIGTERM, as a deploy would), then kill it if it has not ended within 60 s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_until(predicate: Any, timeout: float, poll_s: float = 0.1) -> bool:
     """Poll ``predicate`` until truthy or ``timeout`` seconds pass; returns whether it became true."""
     deadline = time.monotonic() + timeout
@@ -276,10 +286,5 @@ class WorkerProcesses:
 
     def stop(self) -> None:
         """SIGTERM, as a deploy would; the workers finish or requeue what they hold."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from common import BENCH_DIR, cpu_seconds, percentile
+from common import BENCH_DIR, cpu_seconds, percentile, stop_process
 
 QUEUES = ["leads", "stats", "bench-runat"]
 
@@ -30,15 +30,6 @@ def _workers(system: str, processes: int, threads: int, log: str) -> subprocess.
             "--threads", str(threads), "--queues", *QUEUES]
     return subprocess.Popen(argv, env={**os.environ, "BENCH_SYSTEM": system}, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _systems() -> dict[str, tuple[Any, dict[str, Any]]]:
@@ -94,7 +85,7 @@ def priority_run(log: str, backlog: int = 2000, stat_ms: float = 50, rate: float
             waits = _wait_for(broker, "lead", leads, 120)
             stats_done = len(_notes(broker, "stat"))
         finally:
-            _stop(proc)
+            stop_process(proc)
         results[system] = {"leads": len(waits), "p50": percentile(waits, 50), "p95": percentile(waits, 95),
                            "max": max(waits, default=float("nan")), "stats_done": stats_done,
                            "load": os.getloadavg()[0]}
@@ -116,7 +107,7 @@ def run_at_run(log: str, count: int = 100_000, spread_s: float = 60) -> dict[str
             lateness = _wait_for(broker, "runat", count, max(0.0, dues[-1] - time.time()) + 300)
             extra["worker_cpu_s"] = cpu_seconds(proc.pid, children=True)
         finally:
-            _stop(proc)
+            stop_process(proc)
         results[system] = {"started": len(lateness), "p50": percentile(lateness, 50),
                            "p95": percentile(lateness, 95), "p99": percentile(lateness, 99),
                            "max": max(lateness, default=float("nan")),

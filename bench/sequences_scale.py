@@ -44,7 +44,16 @@ import time
 from typing import Any
 
 import psycopg
-from common import BENCH_DIR, EMAILS, bench_services, insert_leads, machine_line, percentile, versions_line
+from common import (
+    BENCH_DIR,
+    EMAILS,
+    bench_services,
+    insert_leads,
+    machine_line,
+    percentile,
+    stop_process,
+    versions_line,
+)
 
 LEAD_TABLES = ("sequence_steps", "scheduled_jobs", "sequence_enrollments", "leads", "effects", "audit_log")
 
@@ -208,12 +217,7 @@ def run_ours(args: argparse.Namespace, services: Any, sandbox: Any, statements: 
         time.sleep(2)  # the last finish_step commits and the audit rows flush (every 200 ms)
         after = snapshot(services.database_url, statements)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     out.update(measure(services.database_url, sandbox, chosen, due_s))
     out["before"], out["after"] = before, after
     return out
@@ -299,8 +303,7 @@ def run_plain(count: int, threads: int) -> dict[str, Any]:
         all_done = time.time() - due_s
         lateness = [float(v) for v in broker.client.lrange(key, 0, -1)]
     finally:
-        proc.terminate()
-        proc.wait(60)
+        stop_process(proc)
     return {"received": lateness, "all_done_s": all_done, "load": os.getloadavg()[0]}
 
 

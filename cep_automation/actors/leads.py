@@ -107,8 +107,9 @@ def send_whatsapp(steps: StepRunner, step: str, to: str | None, template: str, p
 
 
 def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], Any],
-             missing: str | None = None) -> None:
-    """Run ``action(integration)`` with the first enabled integration of ``kind``, or skip saying why."""
+             missing: str | None = None, *, at_most_once: bool = False) -> None:
+    """Run ``action(integration)`` with the first enabled integration of ``kind``, or skip saying why;
+    ``at_most_once``: never repeat a send an earlier attempt may have made (``StepRunner.run_at_most_once``)."""
     if missing:
         steps.skip(step, missing)
         return
@@ -116,7 +117,7 @@ def run_with(steps: StepRunner, step: str, kind: type[K], action: Callable[[K], 
     if found is None:
         steps.skip(step, integrations.why_none(kind))
         return
-    steps.run(step, lambda: action(found))
+    (steps.run_at_most_once if at_most_once else steps.run)(step, lambda: action(found))
 
 
 def notice_steps(steps: StepRunner, lead: LeadView) -> list[Step]:

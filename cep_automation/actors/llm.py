@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from dramatiq.middleware import CurrentMessage
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
@@ -14,10 +13,9 @@ from cep_automation.domain import course_content
 from cep_automation.domain.pdf import parse_pdf
 from cep_automation.errors import PermanentError, Postponed
 from cep_automation.plugins.kinds import LLM, Completion
-from cep_automation.queues import policy
 from cep_automation.runtime import integrations, spend
 from cep_automation.runtime.actor import job
-from cep_automation.runtime.job import JobHandle, current_job
+from cep_automation.runtime.job import JobHandle, current_job, is_last_attempt
 from cep_automation.settings import get_settings
 
 
@@ -36,11 +34,6 @@ def set_upload(upload_id: str, **fields: Any) -> None:
         conn.execute(f"UPDATE uploads SET {columns}, updated_at = now() WHERE id = %(id)s",  # names are ours
                      {**fields, "id": upload_id})
 
-
-def last_attempt() -> bool:
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message else 0
-    return retries >= policy("llm.ingest").max_retries
 
 
 def ask(llm: LLM, model: str, system: str, prompt: str, handle: JobHandle) -> Completion:
@@ -93,7 +86,7 @@ def llm_ingest(upload_id: str, course_id: int | None = None, model: str | None =
         set_upload(upload["id"], status="processing", error=f"waiting: {exc}")
         raise
     except Exception as exc:
-        final = isinstance(exc, PermanentError) or last_attempt()
+        final = isinstance(exc, PermanentError) or is_last_attempt()
         set_upload(upload["id"], status="failed" if final else "processing",
                    error=str(exc) if final else f"attempt failed, retrying: {exc}")
         raise

@@ -13,20 +13,18 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from dramatiq.middleware import CurrentMessage
 from pydantic import BaseModel
 
 from cep_automation.actors.leads import contact_of, run_with, send_whatsapp
 from cep_automation.db import connection
-from cep_automation.domain.leads import load_lead
+from cep_automation.domain.leads import TELEMATICO, load_lead
 from cep_automation.errors import PermanentError
 from cep_automation.plugins.kinds import CRM, EmailMarketing, TransactionalEmail
-from cep_automation.queues import policy
 from cep_automation.records import sequence_counts as counters
 from cep_automation.records.effects import Ledger
 from cep_automation.runtime import integrations
 from cep_automation.runtime.actor import job
-from cep_automation.runtime.job import current_job
+from cep_automation.runtime.job import current_job, is_last_attempt
 from cep_automation.runtime.steps import StepRunner
 from cep_automation.sequences import lifecycle, plan, store
 from cep_automation.sequences.calendar import marketing_hours
@@ -38,11 +36,6 @@ class SequenceStepPayload(BaseModel):
     lead_id: uuid.UUID
     step_id: uuid.UUID
 
-
-def last_attempt() -> bool:
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message else 0
-    return bool(retries >= policy(lifecycle.ACTOR).max_retries)
 
 
 def definition_of(row: dict[str, Any] | None) -> Step | None:
@@ -84,7 +77,7 @@ def send(row: dict[str, Any], step: Step, decision: plan.Send) -> dict[str, Any]
     try:
         outcomes = steps.finish()
     except Exception as exc:
-        if isinstance(exc, PermanentError) or last_attempt():
+        if isinstance(exc, PermanentError) or is_last_attempt():
             finish(row, "failed", str(exc))
         else:
             with connection() as conn:
@@ -104,33 +97,23 @@ def run_channel(steps: StepRunner, row: dict[str, Any], step: Step, decision: pl
     name, params = step.name, decision.params
     values = list(params.values()) if isinstance(params, dict) else list(params)
     if step.channel == "email":
-        send_email(steps, row, step, params)
+        # Mandrill can neither confirm a send nor take an idempotency key: at most once (an attempt that died while
+        # sending is not repeated; the timeline says it may have gone).
+        merge = params if isinstance(params, dict) else {f"P{i}": v for i, v in enumerate(params, start=1)}
+        metadata = {"lead_id": row["lead_id"], "sequence": row["sequence"], "step": name}
+        run_with(steps, name, TransactionalEmail,
+                 lambda m: m.send_template(str(step.template), row["email"], row["lead_name"], merge, metadata),
+                 missing=None if row["email"] else "lead has no email", at_most_once=True)
     elif step.channel == "whatsapp":
         send_whatsapp(steps, name, row["phone"], str(step.template), values, missing="lead has no phone")
     elif step.channel == "advisor_notice":
         send_whatsapp(steps, name, row["advisor_phone"], str(step.template), values,
-                      missing=f"campus {row['campus_name'] or plan.TELEMATICO} has no advisor phone")
+                      missing=f"campus {row['campus_name'] or TELEMATICO} has no advisor phone")
     elif step.channel == "mailchimp_tag":
         run_with(steps, name, EmailMarketing, lambda m: m.tag_contact(row["email"], [decision.text["tag"]]),
                  missing=None if row["email"] else "lead has no email")
     else:
         crm_tasks(steps, row, step, decision.text["title"])
-
-
-def send_email(steps: StepRunner, row: dict[str, Any], step: Step, params: dict[str, str] | list[str]) -> None:
-    """Mandrill cannot confirm a send nor take an idempotency key: at most once (an attempt that died while
-    sending is not repeated; the timeline says it may have gone)."""
-    if not row["email"]:
-        steps.skip(step.name, "lead has no email")
-        return
-    mail = integrations.first(TransactionalEmail)
-    if mail is None:
-        steps.skip(step.name, integrations.why_none(TransactionalEmail))
-        return
-    merge = params if isinstance(params, dict) else {f"P{i}": v for i, v in enumerate(params, start=1)}
-    metadata = {"lead_id": row["lead_id"], "sequence": row["sequence"], "step": step.name}
-    steps.run_at_most_once(step.name, lambda: mail.send_template(str(step.template), row["email"], row["lead_name"],
-                                                                 merge, metadata))
 
 
 def crm_tasks(steps: StepRunner, row: dict[str, Any], step: Step, title: str) -> None:

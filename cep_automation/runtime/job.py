@@ -11,6 +11,7 @@ from typing import Any
 
 from dramatiq.middleware import CurrentMessage
 
+from cep_automation.queues import policy
 from cep_automation.records import job_state
 
 STEP_STATUSES = ("success", "skipped", "failed")
@@ -56,6 +57,15 @@ def pop_steps(message_id: str) -> dict[str, dict[str, Any]]:
     """The step outcomes recorded for a message, forgotten once read."""
     with _steps_lock:
         return _steps.pop(message_id, {})
+
+
+def is_last_attempt() -> bool:
+    """Whether the message this thread runs is on its job's last attempt (its policy's attempts); False outside
+    a worker."""
+    message = CurrentMessage.get_current_message()
+    if message is None:
+        return False
+    return bool(message.options.get("retries", 0) >= policy(message.actor_name).max_retries)
 
 
 def current_job() -> JobHandle:

@@ -40,10 +40,19 @@ class Entry:
     pending: int = 0
 
 
+def keeps_hours(channel: str) -> bool:
+    """Every channel but a CRM task (the school's own tool, not a message) keeps to marketing hours."""
+    return channel != "crm_task"
+
+
+def in_hours(channel: str, when: dt.datetime, hours: MarketingHours) -> dt.datetime:
+    """``when``, moved to the next opening of marketing hours if the channel keeps them."""
+    return hours.next_open(when) if keeps_hours(channel) else when
+
+
 def due_time(step: Step, base: dt.datetime, hours: MarketingHours) -> dt.datetime:
-    """When a step falls due: its wait from the base, moved to marketing hours unless it is a CRM task."""
-    due = step.wait.due(base, hours.zone)
-    return due if step.channel == "crm_task" else hours.next_open(due)
+    """When a step falls due: its wait from the base, in marketing hours if its channel keeps them."""
+    return in_hours(step.channel, step.wait.due(base, hours.zone), hours)
 
 
 def base_of(sequence: Sequence, lead: dict[str, Any], now: dt.datetime,
@@ -139,8 +148,7 @@ def resume(conn: psycopg.Connection[Any], lead_id: str, sequence: str | None = N
     for row in rows:
         if row["step_id"] is None:
             continue
-        due = max(row["due_at"], now)
-        due = due if row["channel"] == "crm_task" else hours.next_open(due)
+        due = in_hours(row["channel"], max(row["due_at"], now), hours)
         message_id = str(uuid.uuid4())
         store.move_step(conn, row["step_id"], message_id, due, "resumed")
         hold(conn, message_id, lead_id, row["step_id"], due)

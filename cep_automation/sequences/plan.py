@@ -11,11 +11,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from cep_automation.domain.leads import TELEMATICO
 from cep_automation.sequences.calendar import MarketingHours
 from cep_automation.sequences.definition import PLACEHOLDER, Step
-from cep_automation.sequences.lifecycle import EXIT_STATUSES
-
-TELEMATICO = "Telemático"
+from cep_automation.sequences.lifecycle import EXIT_STATUSES, keeps_hours
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def plan(row: dict[str, Any] | None, step: Step | None, message_id: str, hours: 
     why_not = refusal(row, step, hours, now)
     if why_not:
         return Skip(why_not)
-    if step.channel != "crm_task" and not hours.is_open(now):
+    if keeps_hours(step.channel) and not hours.is_open(now):
         return Defer(hours.next_open(now))
     fields = fields_of(row, hours, now)
     params: dict[str, str] | list[str] = (

@@ -31,26 +31,16 @@ PROVIDER = "whatsapp"
 STOP_WORDS = ("BAJA", "STOP")
 
 
-def statuses(body: Any) -> Iterator[dict[str, Any]]:
-    """Every status object of a ``whatsapp_business_account`` delivery."""
+def objects(body: Any, kind: str) -> Iterator[dict[str, Any]]:
+    """Every object of ``value.<kind>[]`` in a ``whatsapp_business_account`` delivery: ``statuses`` (of our sends)
+    or ``messages`` (a person wrote to us)."""
     if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
         return
     for entry in dicts(body.get("entry")):
         for change in dicts(entry.get("changes")):
             value = change.get("value")
             if change.get("field") == "messages" and isinstance(value, dict):
-                yield from dicts(value.get("statuses"))
-
-
-def inbound_messages(body: Any) -> Iterator[dict[str, Any]]:
-    """Every message a person sent us (``value.messages[]``)."""
-    if not isinstance(body, dict) or body.get("object") != "whatsapp_business_account":
-        return
-    for entry in dicts(body.get("entry")):
-        for change in dicts(entry.get("changes")):
-            value = change.get("value")
-            if change.get("field") == "messages" and isinstance(value, dict):
-                yield from dicts(value.get("messages"))
+                yield from dicts(value.get(kind))
 
 
 def stop_requests(messages: list[dict[str, Any]]) -> list[str]:
@@ -100,8 +90,8 @@ async def receive(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     try:
-        counts = await run_in_threadpool(record_statuses, list(statuses(body)))
-        stopping = stop_requests(list(inbound_messages(body)))
+        counts = await run_in_threadpool(record_statuses, list(objects(body, "statuses")))
+        stopping = stop_requests(list(objects(body, "messages")))
         if stopping:
             counts["unsubscribed"] = len(stopping)
             counts["steps_cancelled"] = await run_in_threadpool(unsubscribe_senders, stopping)
