@@ -23,7 +23,7 @@ def run_delayed(broker, count: int) -> tuple[list[int], threading.Event]:
                 done.set()
 
     for n in range(count):
-        noop.send_with_options(kwargs={"n": n}, delay=300)
+        noop.send_with_options(kwargs={"n": n}, delay=3000)  # all fetched before the first is due
     return ran, done
 
 
@@ -31,7 +31,7 @@ def test_due_delayed_messages_move_to_their_queue_in_pipelines(redis_broker, mon
     pipelines = []
     real = consumer.execute_loading
     monkeypatch.setattr(consumer, "execute_loading", lambda client, build: pipelines.append(1) or real(client, build))
-    # Given 1,200 messages due together in 300 ms
+    # Given 1,200 messages due together in 3 s
     ran, done = run_delayed(redis_broker, 1200)
     worker = dramatiq.Worker(redis_broker, worker_threads=4, worker_timeout=100)
     worker.start()
@@ -68,3 +68,38 @@ def test_a_move_that_fails_keeps_the_messages_for_the_next_try(redis_broker, mon
     finally:
         worker.stop()
     assert failures and sorted(ran) == list(range(300))
+
+
+def test_an_entry_fetched_again_while_held_runs_once(redis_broker, redis_client):
+    # Given a job running on a worker, its Redis entry back in its queue as a failover to a replica that had
+    # not seen the fetch leaves it (Dramatiq's requeue puts it there the same way)
+    runs, running, release = [], threading.Event(), threading.Event()
+
+    @dramatiq.actor(actor_name="held.once", queue_name="held", broker=redis_broker)
+    def held() -> None:
+        runs.append(dramatiq.middleware.CurrentMessage.get_current_message().options["redis_message_id"])
+        running.set()
+        release.wait(30)
+
+    held.send()
+    queue = f"{redis_broker.namespace}:held"
+    worker = dramatiq.Worker(redis_broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        assert running.wait(30)
+        redis_broker.do_requeue("held", runs[0])
+        # When the consumer fetches that entry again while the first copy still runs
+        deadline = time.monotonic() + 30
+        while redis_client.llen(queue) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        release.set()
+        worker.join()
+    finally:
+        release.set()
+        worker.stop()
+    # Then the job ran once, and its one entry is acked: nothing of it is left in Redis
+    assert len(runs) == 1
+    assert redis_client.llen(queue) == 0 and redis_client.hlen(f"{queue}.msgs") == 0
+    assert not [name for name in redis_client.scan_iter(match=f"{redis_broker.namespace}:__acks__*")
+                if redis_client.zcard(name)]

@@ -135,6 +135,9 @@ class AckBatcher:
                 consumer = consumer_thread.consumer
                 if consumer is not None:
                     consumer.queued_message_ids.discard(message.message_id)
+                let_go = getattr(consumer_thread, "let_go", None)
+                if let_go is not None:
+                    let_go(message)
                 self.broker.emit_after("nack" if message.failed else "ack", message)
 
     def _pipeline(self, batch: list[tuple[Any, Any]]) -> None:

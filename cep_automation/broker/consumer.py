@@ -17,6 +17,12 @@ On a broker that batches its acks (:mod:`cep_automation.broker.acks`), a finishe
 batcher instead of being acked by the worker thread, and a stopping consumer sends what is still pending; and
 fetched messages wait for a worker thread ordered by their deadline (:mod:`cep_automation.flow.priority`:
 priority with aging) instead of their actor's priority alone.
+
+And it does not take the same Redis entry twice. Every enqueue gives a message a new ``redis_message_id``, so
+a live consumer fetching an entry it still holds means Redis lost its first fetch (a Sentinel failover promoted
+a replica that had not seen it, or a restart replayed an older append-only file): the copy is dropped, and the
+ack of the copy being run removes the one entry both stand for. Without this both copies ran, each passing the
+idempotency claim as "a redelivery of the same message".
 """
 
 from __future__ import annotations
@@ -43,7 +49,11 @@ logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")
 
 
 class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
-    """Dramatiq's consumer thread with the two outage faults fixed (see the module docstring)."""
+    """Dramatiq's consumer thread with the outage faults fixed (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.holding: set[str] = set()  # redis_message_id of each message fetched and not acked or nacked yet
 
     def run(self) -> None:
         self.logger.debug("Running consumer thread...")
@@ -71,7 +81,14 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
 
     def handle_message(self, message: Any) -> None:
         """Put a fetched message in the worker's line by its deadline (priority with aging) on our brokers;
-        a delayed one, or one of a plain broker, as Dramatiq does."""
+        a delayed one, or one of a plain broker, as Dramatiq does. An entry this thread still holds is dropped."""
+        entry = message.options.get("redis_message_id")
+        if entry is not None:
+            if entry in self.holding:
+                logger.warning("Fetched %s (%s) again while still holding it: Redis lost the first fetch (failover or"
+                               " restart); the second copy is dropped", message.message_id, message.actor_name)
+                return
+            self.holding.add(entry)
         if acks.batcher_for(self.broker) is None or message.options.get("eta") is not None:
             super().handle_message(message)
             return
@@ -87,13 +104,19 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         batcher = acks.batcher_for(self.broker)
         if batcher is None or self.consumer is None:
             super().post_process_message(message)
+            self.let_go(message)
             return
         try:
             self.broker.emit_before("nack" if message.failed else "ack", message)
         except Exception:  # as Dramatiq: a hook's bug leaves the message unacked, to run again after a restart
             self.logger.exception("Unhandled error before acking %s; it will run again", message)
+            self.let_go(message)
             return
         batcher.submit(self, message)
+
+    def let_go(self, message: Any) -> None:
+        """``message`` was acked or nacked (or never will be by this process): a later fetch of it is news."""
+        self.holding.discard(message.options.get("redis_message_id", ""))
 
     def _consume(self) -> None:
         previous = self.consumer

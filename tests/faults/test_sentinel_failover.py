@@ -3,6 +3,12 @@
 The broker, our own keys (idempotency, job state, the ledger's notes, rate limits) and the health check all
 reach Redis through the sentinels. The failover lands while every worker thread waits on WhatsApp; afterwards
 every lead must be completed or dead-lettered saying why, and no provider may act twice for one.
+
+Exactly one run per lead is not asked for: replication is asynchronous, and ``SENTINEL FAILOVER`` promotes the
+replica before it tells the old primary, which meanwhile takes fetches, acks and idempotency outcomes that the
+new primary never sees. A job whose ack was lost so runs again (a few of 60 here) and finds every step in the
+effects ledger: the guarantee is at the providers. A copy fetched again while the first still runs is dropped
+by the consumer (:mod:`cep_automation.broker.consumer`) — before that, both ran at once.
 """
 
 from __future__ import annotations
@@ -67,9 +73,10 @@ def test_a_primary_failover_mid_run_loses_no_job(sentinels, db, sandbox, fault_e
     lost = unsettled(ledger, load, messages)
     assert len(lost) == 0, f"{len(lost)} lead(s) lost:\n" + "\n".join(stories(ledger, lost, messages))
     dead = {lead.id for lead in load if messages[lead.id] in ledger.letters}
-    assert all(ledger.completed(lead) == 1 for lead in load if lead.id not in dead)
-    # And no provider acted twice for a lead (idempotency and the ledger stopped the redeliveries)
+    assert all(ledger.completed(lead) >= 1 for lead in load if lead.id not in dead)
+    # And no provider acted twice for a lead, even for a job run again after its ack was lost
     effects = effects_at_fakes(sandbox, load)
-    assert all(max(effects.of(lead)[:4]) <= 1 for lead in load)
+    twice = [lead for lead in load if max(effects.of(lead)[:4]) > 1]
+    assert not twice, "\n".join(stories(ledger, twice, messages))
     # And the health check follows the sentinels to the new primary
     check_redis(url)
