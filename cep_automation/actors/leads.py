@@ -148,7 +148,7 @@ def enter_sequences(lead_id: str) -> str:
     """Each sequence entered on ``lead.created``, in one transaction; what happened, per sequence."""
     names = [name for name, sequence in configured().items() if "lead.created" in sequence.enter_on]
     with connection() as conn, conn.transaction():
-        entries = [lifecycle.enter(conn, lead_id, name) for name in names]
+        entries = lifecycle.enter_all(conn, lead_id, names)
     return "; ".join(f"{e.sequence}: " + (f"entered, {e.pending} step(s) pending" if e.enrollment_id
                                           else f"not entered ({e.reason})") for e in entries) or "no sequence"
 

@@ -21,8 +21,8 @@ from cep_automation.errors import ScheduledJobNotFound
 STATUSES = ("scheduled", "released", "cancelled", "failed")
 KEEP_FINISHED = dt.timedelta(days=7)  # released, cancelled and failed rows are kept this long for lookups
 
-__all__ = ["STATUSES", "cancel", "cancel_many", "count_waiting", "due", "get", "hold", "list_waiting", "mark_failed",
-           "mark_released", "mark_released_many", "purge_finished"]
+__all__ = ["STATUSES", "cancel", "cancel_many", "count_waiting", "due", "get", "hold", "hold_many", "list_waiting",
+           "mark_failed", "mark_released", "mark_released_many", "purge_finished"]
 
 
 def hold(conn: psycopg.Connection[DictRow], *, message_id: str, actor: str, queue: str, payload: dict[str, Any],
@@ -42,6 +42,17 @@ def hold(conn: psycopg.Connection[DictRow], *, message_id: str, actor: str, queu
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always returns the row it wrote
     return row["message_id"], row["triggers"]
+
+
+def hold_many(conn: psycopg.Connection[DictRow], jobs: list[tuple[str, str, str, dict[str, Any], dt.datetime]]) -> None:
+    """Hold several jobs without a debounce key in one round trip: (message id, actor, queue, payload, run_at)."""
+    if not jobs:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO scheduled_jobs (message_id, actor, queue, payload, options, run_at)"
+            " VALUES (%s, %s, %s, %s, '{}'::jsonb, %s)",
+            [(message_id, actor, queue, Jsonb(payload), run_at) for message_id, actor, queue, payload, run_at in jobs])
 
 
 def get(conn: psycopg.Connection[DictRow], message_id: str) -> dict[str, Any] | None:

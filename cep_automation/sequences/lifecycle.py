@@ -70,52 +70,84 @@ def base_of(sequence: Sequence, lead: dict[str, Any], now: dt.datetime,
 
 
 def enter(conn: psycopg.Connection[Any], lead_id: str, name: str, *, now: dt.datetime | None = None) -> Entry:
-    """Put a lead in a sequence (once per sequence and subject); a lead that may not enter gets the reason."""
-    sequence = configured()[name]
+    """Put a lead in one sequence (see :func:`enter_all`)."""
+    return enter_all(conn, lead_id, [name], now=now)[0]
+
+
+def enter_all(conn: psycopg.Connection[Any], lead_id: str, names: list[str], *,
+              now: dt.datetime | None = None) -> list[Entry]:
+    """Put a lead in each sequence of ``names`` (once per sequence and subject), or say why it may not enter.
+
+    ``lead.created`` pays for this on every lead: the lead is read once, and the steps, held jobs and counters of
+    every sequence entered are written together, a round trip each.
+    """
     now = now or dt.datetime.now(dt.UTC)
     hours = marketing_hours()
     lead = store.lead_for_entry(conn, lead_id)
+    entries: list[Entry] = []
+    steps: list[tuple[str, store.NewStep]] = []
+    finished: list[str] = []  # enrollments with no step left to run
+    counts: list[tuple[str, ...]] = []
+    for name in names:
+        sequence = configured()[name]
+        base, subject, why_not = may_enter(sequence, lead, lead_id, now, hours)
+        enrollment_id = store.insert_enrollment(conn, lead_id, name, subject, base) if base else None
+        if base is None or enrollment_id is None:
+            entries.append(Entry(name, None, why_not or "already in this sequence"))
+            continue
+        planned = plan_steps(sequence, base, hours, now)
+        steps += [(enrollment_id, step) for step in planned]
+        pending = sum(1 for step in planned if step.status == "pending")
+        if not pending:
+            finished.append(enrollment_id)
+        counts += [("entries", name)] + [("steps", name, "skipped")] * (len(planned) - pending)
+        entries.append(Entry(name, enrollment_id, None, pending))
+    store.insert_steps(conn, lead_id, steps)
+    scheduled_jobs.hold_many(conn, [(step.message_id, ACTOR, QUEUE, step_payload(lead_id, step.id), step.due_at)
+                                    for _, step in steps if step.message_id is not None])
+    if finished:
+        conn.execute("UPDATE sequence_enrollments SET status = 'completed', ended_at = now() WHERE id = ANY(%s)",
+                     (finished,))
+    counters.count_many(counts)
+    return entries
+
+
+def may_enter(sequence: Sequence, lead: dict[str, Any] | None, lead_id: str, now: dt.datetime,
+              hours: MarketingHours) -> tuple[dt.datetime | None, str, str | None]:
+    """(base instant, subject, why not) for this lead entering ``sequence``: None and the reason if it may not."""
     if lead is None:
-        return Entry(name, None, f"no lead {lead_id}")
+        return None, "", f"no lead {lead_id}"
     if lead["erased_at"] is not None:
-        return Entry(name, None, "the lead was erased under the GDPR")
+        return None, "", "the lead was erased under the GDPR"
     if lead["status"] in EXIT_STATUSES:
-        return Entry(name, None, f"the lead is {lead['status']}")
+        return None, "", f"the lead is {lead['status']}"
     consent = lead["consent_at"] is not None and lead["consent_withdrawn_at"] is None
     if not consent and any(step.needs_consent for step in sequence.steps):
-        return Entry(name, None, "no recorded consent (RGPD)")
-    base, subject, why_not = base_of(sequence, lead, now, hours)
-    if base is None:
-        return Entry(name, None, why_not)
-    enrollment_id = store.insert_enrollment(conn, lead_id, name, subject, base)
-    if enrollment_id is None:
-        return Entry(name, None, "already in this sequence")
+        return None, "", "no recorded consent (RGPD)"
+    return base_of(sequence, lead, now, hours)
+
+
+def plan_steps(sequence: Sequence, base: dt.datetime, hours: MarketingHours, now: dt.datetime) -> list[store.NewStep]:
+    """A new enrollment's steps: pending with their due time and message id, or skipped if already past."""
     steps = []
     for position, step in enumerate(sequence.steps, start=1):
         due = due_time(step, base, hours)
         if due < now - PASSED:
             steps.append(store.NewStep(str(uuid.uuid4()), position, step.name, step.channel, due, None, "skipped",
                                        "its time had passed when the lead entered"))
-            continue
-        steps.append(store.NewStep(str(uuid.uuid4()), position, step.name, step.channel, due, str(uuid.uuid4())))
-    store.insert_steps(conn, enrollment_id, lead_id, steps)
-    pending = [new for new in steps if new.status == "pending"]
-    for new in pending:
-        assert new.message_id is not None
-        hold(conn, new.message_id, lead_id, new.id, new.due_at)
-    if not pending:
-        conn.execute("UPDATE sequence_enrollments SET status = 'completed', ended_at = now() WHERE id = %s",
-                     (enrollment_id,))
-    counters.count("entries", name)
-    counters.count_many([("steps", name, "skipped")] * (len(steps) - len(pending)))
-    return Entry(name, enrollment_id, None, len(pending))
+        else:
+            steps.append(store.NewStep(str(uuid.uuid4()), position, step.name, step.channel, due, str(uuid.uuid4())))
+    return steps
+
+
+def step_payload(lead_id: str, step_id: str) -> dict[str, Any]:
+    return {"args": [], "kwargs": {"lead_id": lead_id, "step_id": step_id}}
 
 
 def hold(conn: psycopg.Connection[Any], message_id: str, lead_id: str, step_id: str, due: dt.datetime) -> None:
     """The held job that will run one step, under ``message_id`` (the step runs only under its current one)."""
-    scheduled_jobs.hold(conn, message_id=message_id, actor=ACTOR, queue=QUEUE,
-                        payload={"args": [], "kwargs": {"lead_id": lead_id, "step_id": step_id}}, options={},
-                        run_at=due)
+    scheduled_jobs.hold(conn, message_id=message_id, actor=ACTOR, queue=QUEUE, payload=step_payload(lead_id, step_id),
+                        options={}, run_at=due)
 
 
 def leave(conn: psycopg.Connection[Any], lead_ids: list[str], cause: str, *, sequence: str | None = None,

@@ -38,14 +38,17 @@ def insert_enrollment(conn: psycopg.Connection[Any], lead_id: str, sequence: str
     return row["id"] if row else None
 
 
-def insert_steps(conn: psycopg.Connection[Any], enrollment_id: str, lead_id: str, steps: list[NewStep]) -> None:
+def insert_steps(conn: psycopg.Connection[Any], lead_id: str, steps: list[tuple[str, NewStep]]) -> None:
+    """The steps of a lead's new enrollments, (enrollment id, step) each, in one round trip."""
+    if not steps:
+        return
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO sequence_steps (id, enrollment_id, lead_id, position, name, channel, due_at, message_id,"
             " status, detail, done_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
             " CASE WHEN %s = 'pending' THEN NULL ELSE now() END)",
             [(s.id, enrollment_id, lead_id, s.position, s.name, s.channel, s.due_at, s.message_id, s.status, s.detail,
-              s.status) for s in steps])
+              s.status) for enrollment_id, s in steps])
 
 
 def lead_for_entry(conn: psycopg.Connection[Any], lead_id: str) -> dict[str, Any] | None:
