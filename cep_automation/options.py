@@ -23,6 +23,7 @@ IDEMPOTENT_SKIP = "cep_idempotent_skip"  # the run record that made this deliver
 RETRY_DELAY_MS = "cep_retry_delay_ms"  # the delay chosen for the retry that follows this attempt
 STALE_TICK = "cep_stale_tick"  # {"tick", "late_s"}: a scheduled tick whose first delivery came too late
 PARKED = "cep_parked"  # fetched out of its ordering key's turn: kept aside until the job before it ends
+IN_TURN = "cep_in_turn"  # enqueued where its line decides at once (first, or parked): fetched, it is the head
 TRACE = "cep_trace"  # W3C trace context (traceparent) of the enqueue, with the otel extra (middleware/tracing.py)
 
 # Set by the requeue sweep (records/broker_state.py) on a message it took back from a dead worker process.
@@ -30,5 +31,5 @@ REQUEUED = "cep_requeued"  # how many times; a marked message's deliveries are c
 
 # Options that describe one failed delivery, not the job; a retry from the dead letters starts without them.
 DELIVERY_OPTIONS = frozenset({RETRIES, TRACEBACK, "requeue_timestamp", "eta", ERROR, IDEMPOTENT_SKIP, STALE_TICK,
-                              RETRY_DELAY_MS, REQUEUED, PARKED, "redis_message_id",
+                              RETRY_DELAY_MS, REQUEUED, PARKED, IN_TURN, "redis_message_id",
                               "dead_message_id"})

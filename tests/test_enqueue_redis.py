@@ -8,6 +8,7 @@ import uuid
 import pytest
 from dramatiq.brokers.redis import RedisBroker
 
+from cep_automation import options as opt
 from cep_automation.runtime.actor import CepActor
 from cep_automation.runtime.enqueue import enqueue
 
@@ -73,6 +74,10 @@ def test_an_ordering_key_puts_each_message_in_its_line_and_parks_those_behind_th
         # The first of a line goes on the queue; the one behind it waits, parked, until its turn
         assert redis_client.llen(f"{namespace}:ordered") == 2
         assert redis_client.hkeys(line_key("lead:L1") + ":parked") == [second.message_id.encode()]
+        # Both reach the queue only in turn, and say so: a worker runs them without looking at the line again;
+        # a delayed one goes to its queue when due, whatever its turn, and takes it when fetched
+        assert first.options[opt.IN_TURN] and second.options[opt.IN_TURN]
+        assert opt.IN_TURN not in enqueue(actor, {"lead_id": "L1"}, delay=60_000).message.options
     finally:
         for name in redis_client.scan_iter(match=f"{namespace}:*"):
             redis_client.delete(name)

@@ -1,6 +1,9 @@
 """Runs jobs that share an ordering key one at a time, in enqueue order (:mod:`cep_automation.flow.ordering`).
 
-A message fetched out of its turn is parked and acked (``SkipMessage``, with the option ``cep_parked``: the
+A message the enqueue put in its line at once (no delay, on Redis: first in line, or parked there until its turn)
+reaches its queue only as the head and carries ``cep_in_turn``: it runs without a look at the line. Any other
+(a delayed one, one sent through RabbitMQ) takes its turn when fetched: a message fetched out of its turn is
+parked and acked (``SkipMessage``, with the option ``cep_parked``: the
 audit, job state and metrics do not count it as skipped); when the job at the head of its line ends — completed,
 or failed for good — the next one is put back on its queue. A head that will be retried stays at the head. Place
 it after ``Idempotency`` and the middlewares that skip a message for good (``StaleTicks``, ``DeliveryLimit``): a
@@ -29,7 +32,9 @@ class Ordering(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         order = message.options.get(opt.ORDERING_KEY)
-        if order and not ordering.take_turn(order, message, message.queue_name):
+        if not order or message.options.get(opt.IN_TURN):  # sent as the head, or parked at enqueue until it was
+            return
+        if not ordering.take_turn(order, message, message.queue_name):
             message.options[opt.PARKED] = order
             raise SkipMessage(f"waiting for its turn behind earlier jobs of {order}")
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from dramatiq.common import current_millis, dq_name
 
+from cep_automation import options as opt
 from cep_automation.db.redis_client import as_text, evalsha, execute_loading, get_redis, key, lua
 from cep_automation.queues import POLICIES
 from cep_automation.records import job_state, rabbitmq_state
@@ -279,6 +280,8 @@ def _enqueue_call(broker: Any, message: Any, delay: int | None, claim_key: str |
     """The message as it is stored and the keys and arguments of its enqueue script (before-enqueue hooks run)."""
     queue_name = message.queue_name
     message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
+    if line_key and delay is None:  # the script makes it the head or parks it: it reaches its queue in turn
+        message = message.copy(options={opt.IN_TURN: 1})
     if delay is not None:
         queue_name = dq_name(queue_name)
         message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})

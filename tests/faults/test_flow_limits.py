@@ -77,8 +77,9 @@ def test_kill_9_while_jobs_wait_on_a_limit_loses_nothing(fault_env, workers, pro
         assert overlaps(redis_client, "one_per_campus", f"campus:{campus}") == []
 
 
-def send_ordered(send, account: str, n: int, fail_first: bool) -> None:
-    """Enqueue as our enqueue path does for a job with an ordering key: the message and its place in line at once."""
+def send_ordered(send, account: str, n: int, fail_first: bool, delay: int | None = None) -> None:
+    """Enqueue as our enqueue path does for a job with an ordering key: the message and its place in line at once
+    (with a ``delay``: in its line now, on its queue when due, where it takes its turn when fetched)."""
     from dramatiq import Message
 
     from cep_automation import options as opt
@@ -88,7 +89,7 @@ def send_ordered(send, account: str, n: int, fail_first: bool) -> None:
     order = f"account:{account}"
     message = Message(queue_name="leads", actor_name="faults.ordered", args=(),
                       kwargs={"account": account, "n": n, "fail_first": fail_first}, options={opt.ORDERING_KEY: order})
-    enqueue_once(send.broker, message, None, None, 0, line_key(order))
+    enqueue_once(send.broker, message, delay, None, 0, line_key(order))
 
 
 def test_jobs_of_one_ordering_key_run_in_order_across_processes_retries_included(fault_env, workers, producer,
@@ -109,6 +110,25 @@ def test_jobs_of_one_ordering_key_run_in_order_across_processes_retries_included
     wait_for(lambda: all(len(done(a)) == 8 for a in accounts), timeout=180, what="every job to run")
     # Then each account's jobs ran in the order they were sent, the retried ones holding the next ones back
     assert {a: done(a) for a in accounts} == {a: list(range(8)) for a in accounts}
+    assert all(redis_client.llen(key("flow", "order", f"account:{a}")) == 0 for a in accounts)
+
+
+def test_delayed_jobs_of_one_ordering_key_take_their_turn_when_fetched(fault_env, workers, producer, redis_client):
+    # Given 6 jobs for each of 4 accounts, all due together in a second (not parked at enqueue: delayed)
+    workers(fault_env(), threads=4, modules=MODULES)
+    send = producer()
+    accounts = [f"d{i}" for i in range(4)]
+    for n in range(6):
+        for account in accounts:
+            send_ordered(send, account, n, fail_first=(n == 1), delay=1000)
+
+    def done(account: str) -> list[int]:
+        return [int(n) for n in noted(redis_client, "ordered", f"done:{account}")]
+
+    # When every job has run
+    wait_for(lambda: all(len(done(a)) == 6 for a in accounts), timeout=180, what="every job to run")
+    # Then each account's jobs still ran in the order they were sent
+    assert {a: done(a) for a in accounts} == {a: list(range(6)) for a in accounts}
     assert all(redis_client.llen(key("flow", "order", f"account:{a}")) == 0 for a in accounts)
 
 
