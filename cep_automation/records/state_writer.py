@@ -89,10 +89,11 @@ class StateWriter:
         self._ops: deque[Op] = deque()
         self._flush_lock = threading.Lock()
         self._pid: int | None = None
+        self._start_lock = threading.Lock()
         self._wake = threading.Event()
 
     def submit(self, op: Op) -> None:
-        if self._pid != os.getpid():
+        if self._pid is None:  # not started in this process (a fork forgets it: os.getpid() is a system call)
             self._start()
         if len(self._ops) >= MAX_QUEUED:
             self._ops.popleft()
@@ -120,11 +121,18 @@ class StateWriter:
                 logger.error("Redis refused %d of a batch of %d job-state writes: %s", len(refused), len(replies),
                              refused[0])
 
+    def forget_thread(self) -> None:
+        """In a forked child: the parent's thread is not running here; the next submit starts one."""
+        self._pid, self._start_lock = None, threading.Lock()
+
     def _start(self) -> None:
-        # After a fork the parent's thread and queue are not ours.
-        self._ops.clear()
-        self._pid = os.getpid()
-        threading.Thread(target=self._run, name="cep-state-writer", daemon=True).start()
+        with self._start_lock:
+            if self._pid is not None:
+                return
+            # After a fork the parent's thread and queue are not ours.
+            self._ops.clear()
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="cep-state-writer", daemon=True).start()
 
     def _run(self) -> None:
         failing_since: float | None = None
@@ -153,4 +161,5 @@ class StateWriter:
 
 
 writer = StateWriter()
-atexit.register(writer.flush_quietly)  # a short-lived producer (the CLI) still records "queued"
+atexit.register(writer.flush_quietly)
+os.register_at_fork(after_in_child=writer.forget_thread)  # a short-lived producer (the CLI) still records "queued"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class TestServices:
     @classmethod
     def start(cls) -> TestServices:
         token = secrets.token_hex(4)
-        scratch = Path(tempfile.mkdtemp(prefix="cep-test-"))
+        scratch = Path(tempfile.gettempdir()) / f"cep-test-{token}"  # made only when a service is embedded
         started: list[Any] = []
         redis_url = os.environ.get("CEP_TEST_REDIS_URL", DEFAULT_REDIS)
         try:
@@ -96,3 +97,5 @@ class TestServices:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database_name)))
         for server in reversed(self._embedded):
             server.stop()
+        # the worker processes' metric samples (records/metrics.py), one folder per session's namespace
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"cep-prometheus-{self.namespace}", ignore_errors=True)
