@@ -42,7 +42,7 @@ def run_json(script: str, *argv: str) -> dict[str, float]:
 def measure(quick: bool) -> dict[str, float]:
     """One measurement of every guarded ratio."""
     messages, leads = ("2000", "150") if quick else ("5000", "300")
-    noop = run_json("middleware_overhead.py", "--messages", messages, "--rounds", "2")
+    noop = run_json("middleware_overhead.py", "--messages", messages, "--rounds", "3")  # a median, not a mean of two
     lead = run_json("lead_throughput.py", "--leads", leads, "--rounds", "2")
     if lead.get("missing"):
         raise SystemExit(f"bench/check.py: {lead['missing']:.0f} lead(s) did not get all their provider calls")
