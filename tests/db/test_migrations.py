@@ -81,3 +81,14 @@ def test_edited_migration_is_refused(empty_database, monkeypatch):
 def test_offer_type_is_checked(db):
     with pytest.raises(psycopg.errors.CheckViolation):
         db.execute("INSERT INTO courses (title, offer_type) VALUES ('X', 'gratis')")
+
+
+def test_purging_finished_held_jobs_reads_an_index(db):
+    # The query schedules.release runs on every pass; with sequential scans off, the plan shows whether an
+    # index can serve it at all (a small table is scanned whatever the indexes)
+    with db.transaction():
+        db.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(row["QUERY PLAN"] for row in db.execute(
+            "EXPLAIN DELETE FROM scheduled_jobs WHERE status <> 'scheduled' AND updated_at < now() - interval '7 days'"
+        ).fetchall())
+    assert "scheduled_jobs_finished_idx" in plan, plan
