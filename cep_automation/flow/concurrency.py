@@ -7,9 +7,12 @@ the work it guards (an HTTP call's timeout, a job's time limit); :func:`release`
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from cep_automation.db.redis_client import get_redis, key, lua
 
-# KEYS: the holders. ARGV: most holders, holder id, lease ms. Returns {admitted, wait ms (until a lease ends)}.
+# KEYS: the holders. ARGV: most holders, holder id, lease ms.
+# Returns {admitted, wait ms (until a lease ends)[, holders now, this one included]}.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -21,7 +24,7 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[2]) and redis.call('ZCARD', KEYS[1]) >
 end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], math.ceil(lease) + 1000)
-return {1, '0'}
+return {1, '0', redis.call('ZCARD', KEYS[1])}
 """
 
 
@@ -29,12 +32,24 @@ def holders_key(name: str, bucket: str) -> str:
     return key("flow", "running", name, bucket)
 
 
-def try_take(name: str, bucket: str, holder: str, *, most: int, lease_s: float) -> tuple[bool, float]:
-    """Take one of ``most`` slots of ``bucket`` for ``holder`` (again: renew); (taken, seconds until one may free)."""
+class Taken(NamedTuple):
+    taken: bool
+    wait_s: float  # when not taken: until a lease ends
+    holders: int  # when taken: how many hold a slot now, this one included
+
+
+def take(name: str, bucket: str, holder: str, *, most: int, lease_s: float) -> Taken:
+    """Take one of ``most`` slots of ``bucket`` for ``holder`` (again: renew it)."""
     if most < 1 or lease_s <= 0:
         raise ValueError(f"limit {name!r}: at least one holder and a positive lease, got {most}, {lease_s} s")
     reply = lua(_TAKE, get_redis())(keys=[holders_key(name, bucket)], args=[most, holder, lease_s * 1000])
-    return bool(int(reply[0])), float(reply[1]) / 1000
+    return Taken(bool(int(reply[0])), float(reply[1]) / 1000, int(reply[2]) if len(reply) > 2 else 0)
+
+
+def try_take(name: str, bucket: str, holder: str, *, most: int, lease_s: float) -> tuple[bool, float]:
+    """:func:`take`: (taken, seconds until one may free)."""
+    taken = take(name, bucket, holder, most=most, lease_s=lease_s)
+    return taken.taken, taken.wait_s
 
 
 def release(name: str, bucket: str, holder: str) -> None:
