@@ -56,8 +56,11 @@ def _timing(run_at: str | None, delay: str | None, debounce: str | None, debounc
 @click.option("--debounce-key", metavar="KEY", help="What a debounce groups by (default: the job's key, else the job).")
 @click.option("--priority", metavar="N", help="0 (most urgent) to 100; each level may wait 10 s longer behind fresher"
               " work (default: the job's).")
+@click.option("--ordering-key", metavar="KEY", help="Run after the jobs sent before with this key, one at a time.")
+@click.option("--fairness-key", metavar="KEY", help="Take turns with other keys' jobs in the queue.")
 def enqueue(job: str, args: tuple[str, ...], payload_json: str | None, run_at: str | None, delay: str | None,
-            debounce: str | None, debounce_key: str | None, priority: str | None) -> None:
+            debounce: str | None, debounce_key: str | None, priority: str | None, ordering_key: str | None,
+            fairness_key: str | None) -> None:
     """Send JOB with a payload given as NAME=VALUE pairs or --json; prints the message id.
 
     A queue past its soft limit takes the job deferred (said on stderr); past its hard limit the job is refused
@@ -67,7 +70,10 @@ def enqueue(job: str, args: tuple[str, ...], payload_json: str | None, run_at: s
     from cep_automation.runtime.enqueue import enqueue
 
     payload = _parse_payload(args, payload_json)
+    from cep_automation.runtime.timing import turn_keys
+
     timing = _timing(run_at, delay, debounce, debounce_key, priority)
+    timing.update(turn_keys(ordering_key, fairness_key, ("--ordering-key", "--fairness-key")))
     check_redis()
     enqueued = enqueue(job, payload, **timing)  # every refusal is a CepError: one line, exit 2
     click.echo(enqueued.message_id)

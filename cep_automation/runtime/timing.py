@@ -44,6 +44,24 @@ def priority(value: object, name: str = "priority") -> int:
     return number
 
 
+def turn_keys(ordering: str | None, fairness: str | None, names: tuple[str, str] = ("ordering_key", "fairness_key"),
+              ) -> dict[str, str]:
+    """The enqueue keywords of an ordering key (its jobs run one at a time, in order) or a fairness key (its jobs
+    take turns with other keys'), given with a job from the CLI or over HTTP: 1 to 200 printable characters
+    without spaces, and not both (an ordering key already runs its jobs one at a time)."""
+    given: dict[str, str] = {}
+    for keyword, name, value in (("ordering_key", names[0], ordering), ("fairness_key", names[1], fairness)):
+        if value is None:
+            continue
+        if not 1 <= len(value) <= 200 or not value.isprintable() or any(c.isspace() for c in value):
+            raise ScheduleError(f"{name} {value[:60]!r} must be 1 to 200 printable characters without spaces")
+        given[keyword] = value
+    if len(given) == 2:
+        raise ScheduleError(f"give {names[0]} or {names[1]}, not both: an ordering key already runs its jobs"
+                            " one at a time")
+    return given
+
+
 def parse_instant(text: str, name: str = "run_at") -> dt.datetime:
     """An ISO 8601 instant with its offset (``2026-12-07T09:00:00+01:00``, ``…Z``); naive text is refused."""
     try:

@@ -24,7 +24,7 @@ TIMING_PARAMETERS = ("run_at", "delay", "debounce", "debounce_key", "priority")
 
 def timing_options(request: Request) -> dict[str, Any]:
     """The enqueue keywords the query asks for (``run_at``, ``delay`` in ms, ``debounce``, ``debounce_key``,
-    ``priority``)."""
+    ``priority``, ``ordering_key``, ``fairness_key``)."""
     query, options = request.query_params, dict[str, Any]()
     try:
         if "run_at" in query:
@@ -35,6 +35,7 @@ def timing_options(request: Request) -> dict[str, Any]:
             options["debounce"] = timing.parse_seconds(query["debounce"], "debounce")
         if "priority" in query:
             options["priority"] = timing.priority(query["priority"])
+        options.update(timing.turn_keys(query.get("ordering_key"), query.get("fairness_key")))
     except ScheduleError as exc:
         raise ApiError(400, str(exc)) from None
     if "debounce_key" in query:

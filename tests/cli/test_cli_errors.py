@@ -55,6 +55,9 @@ def test_unknown_job(cep_services):
     (["enqueue", "stats.rollup", "--json", "{nope"], "not valid JSON"),
     (["enqueue", "stats.rollup", "--priority", "urgent"], "--priority 'urgent' is not a whole number from 0"),
     (["enqueue", "stats.rollup", "--priority", "101"], "--priority '101' is not a whole number from 0"),
+    (["enqueue", "stats.rollup", "--ordering-key", "a b"], "--ordering-key 'a b' must be 1 to 200 printable"),
+    (["enqueue", "stats.rollup", "--ordering-key", "a", "--fairness-key", "b"],
+     "give --ordering-key or --fairness-key, not both"),
 ])
 def test_bad_enqueue_arguments(cep_services, args, expected):
     assert_clean_error(run(args, {}), expected)

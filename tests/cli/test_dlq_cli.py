@@ -83,3 +83,12 @@ def test_jobs_show_prints_state_progress_log_and_result(db, process_env, start_w
     shown = cli(process_env, "jobs", "show", message_id).stdout
     assert "stats.rollup" in shown and "progress=100%" in shown and "daily rollup from 2026-11-10" in shown
     assert json.loads(cli(process_env, "jobs", "show", message_id, "--json").stdout)["result"]["date"] == "2026-11-10"
+
+
+def test_an_ordering_key_from_the_command_line_puts_the_job_in_its_line(process_env, redis_client):
+    from cep_automation.db.redis_client import as_text
+    from cep_automation.flow.ordering import line_key
+
+    first = cli(process_env, "enqueue", "stats.rollup", "--ordering-key", "cli-order:1").stdout.strip()
+    second = cli(process_env, "enqueue", "stats.rollup", "--ordering-key", "cli-order:1").stdout.strip()
+    assert [as_text(m) for m in redis_client.lrange(line_key("cli-order:1"), 0, -1)] == [first, second]

@@ -78,6 +78,8 @@ def test_delay_and_debounce_by_query_parameters(api, db, redis_client):
     ({"delay": "-1"}, "delay must be zero or more seconds"),
     ({"debounce_key": "k"}, "debounce_key needs debounce=SECONDS"),
     ({"priority": "high"}, "priority 'high' is not a whole number from 0"),
+    ({"ordering_key": ""}, "ordering_key '' must be 1 to 200 printable characters"),
+    ({"ordering_key": "a", "fairness_key": "b"}, "give ordering_key or fairness_key, not both"),
 ])
 def test_bad_timing_parameters_are_a_400_saying_what_is_wrong(api, redis_client, params, says):
     answer = api().post("/v1/jobs/stats.rollup", params=params, json={})
@@ -95,3 +97,18 @@ def test_a_priority_by_query_parameter_travels_with_the_job(api, redis_client):
     stored = [json.loads(as_text(raw)) for name in redis_client.scan_iter(match="*:stats.msgs")
               for raw in redis_client.hvals(name)]
     assert [m["options"]["priority"] for m in stored if m["message_id"] == message_id] == [0]
+
+
+def test_an_ordering_key_and_a_fairness_key_by_query_parameter(api, redis_client):
+    from cep_automation.db.redis_client import as_text
+    from cep_automation.flow import fairness
+    from cep_automation.flow.ordering import line_key
+
+    http = api()
+    ordered = [http.post("/v1/jobs/stats.rollup", params={"ordering_key": "http-order:7"}, json={})
+               for _ in range(2)]
+    assert [a.status_code for a in ordered] == [202, 202]
+    line = [as_text(m) for m in redis_client.lrange(line_key("http-order:7"), 0, -1)]
+    assert line == [a.json()["message_id"] for a in ordered]
+    fair = http.post("/v1/jobs/stats.rollup", params={"fairness_key": "uploader:3"}, json={})
+    assert fair.status_code == 202 and fairness.waiting("stats") >= 1
