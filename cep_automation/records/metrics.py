@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from cep_automation.records import metric_buffer
 from cep_automation.settings import get_settings
 
 if TYPE_CHECKING:
@@ -176,7 +175,6 @@ def render() -> tuple[bytes, str]:
     from prometheus_client import multiprocess
 
     job_metrics()  # this process's zeros: a scrape before any job still lists every series
-    metric_buffer.flush()  # this process's jobs so far
     registry = prom.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
     registry.register(QueueLengthCollector())
