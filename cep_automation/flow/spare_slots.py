@@ -91,10 +91,6 @@ class SpareSlots:
                                type(exc).__name__)
         return len(old)
 
-    def count(self) -> int:
-        with self._lock:
-            return sum(len(kept) for kept in self._spare.values())
-
     def _run(self) -> None:
         while True:
             time.sleep(HANDOVER_S / 2)

@@ -103,9 +103,7 @@ class FlowControl(Middleware):
             taken = self._held.pop(message.message_id, None)
         if not taken:
             return
-        freed = [(concurrency.holders_key(per_key.limit.name, bucket), slot.holder if slot else message.message_id)
-                 for per_key, bucket, slot in taken
-                 if per_key.limit.concurrency is not None and not (slot and self.spare.keep(slot))]
+        freed = self._to_free(taken, message.message_id)
 
         def release(pipe: Any) -> None:
             for name, holder in freed:
@@ -117,9 +115,14 @@ class FlowControl(Middleware):
 
     def _free(self, taken: list[tuple[PerKey, str, Slot | None]], holder: str) -> None:
         """A job postponed after taking some of its slots: they go back (kept for the next job, or freed)."""
-        for per_key, bucket, slot in taken:
-            if per_key.limit.concurrency is not None and not (slot and self.spare.keep(slot)):
-                self._release(concurrency.holders_key(per_key.limit.name, bucket), slot.holder if slot else holder)
+        for name, slot_holder in self._to_free(taken, holder):
+            self._release(name, slot_holder)
+
+    def _to_free(self, taken: list[tuple[PerKey, str, Slot | None]], holder: str) -> list[tuple[str, str]]:
+        """The (holders key, holder) of each concurrency slot to free in Redis; a roomy one is kept instead."""
+        return [(concurrency.holders_key(per_key.limit.name, bucket), slot.holder if slot else holder)
+                for per_key, bucket, slot in taken
+                if per_key.limit.concurrency is not None and not (slot and self.spare.keep(slot))]
 
     @staticmethod
     def _release(name: str, holder: str) -> None:
