@@ -39,9 +39,10 @@ from dramatiq.common import iter_queue, q_name
 from dramatiq.errors import ActorNotFound, BrokerConnectionError
 from dramatiq.worker import _WorkQueueItem
 
+from cep_automation import options as opt
 from cep_automation.broker import acks
 from cep_automation.db.redis_client import evalsha, execute_loading
-from cep_automation.flow import priority
+from cep_automation.flow import fairness, priority
 
 RESTART_DELAY_S = 1.0
 MOVE_BATCH = 500  # due delayed messages moved to their queue per pipeline
@@ -193,9 +194,14 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
             broker.emit_before("enqueue", message, None)
             moved.append(message)
         dispatch, keys, now = broker.scripts["dispatch"], [broker.namespace], dramatiq.common.current_millis()
+        fair_script = fairness.script(broker.client)
 
         def build(pipe: Any) -> None:
             for message in moved:
+                fair = message.options.get(opt.FAIRNESS_KEY)
+                if fair:  # it takes its turn with other keys' jobs, as it would have without a delay
+                    evalsha(pipe, fair_script, *fairness.enqueue_call(broker, message, fair))
+                    continue
                 evalsha(pipe, dispatch, keys, [
                     "enqueue", now, message.queue_name, broker.broker_id, broker.heartbeat_timeout,
                     broker.dead_message_ttl, 0, broker._max_unpack_size(), message.options["redis_message_id"],

@@ -60,16 +60,26 @@ def enqueue(broker: Any, message: Any, fairness_key: str) -> Any:
     """Enqueue ``message`` behind its key's earlier jobs (Redis broker); the feeder moves it to its queue."""
     import uuid
 
-    queue = message.queue_name
     message = message.copy(options={"redis_message_id": str(uuid.uuid4())})
     broker.emit_before("enqueue", message, None)
-    ring, members, waiting = _ring(queue)
-    lua(_ENQUEUE, broker.client)(
-        keys=[f"{broker.namespace}:{queue}.msgs", list_prefix(queue) + fairness_key, ring, members,
-              key("flow", "fair", "queues"), waiting],
-        args=[message.options["redis_message_id"], message.encode(), fairness_key, queue])
+    keys, args = enqueue_call(broker, message, fairness_key)
+    script(broker.client)(keys=keys, args=args)
     broker.emit_after("enqueue", message, None)
     return message
+
+
+def script(client: Any) -> Any:
+    """The enqueue script, for callers that put it in their own pipeline (:func:`enqueue_call` for its keys)."""
+    return lua(_ENQUEUE, client)
+
+
+def enqueue_call(broker: Any, message: Any, fairness_key: str) -> tuple[list[str], list[Any]]:
+    """Keys and arguments of the enqueue script for ``message`` (which has its ``redis_message_id``)."""
+    queue = message.queue_name
+    ring, members, waiting = _ring(queue)
+    return ([f"{broker.namespace}:{queue}.msgs", list_prefix(queue) + fairness_key, ring, members,
+             key("flow", "fair", "queues"), waiting],
+            [message.options["redis_message_id"], message.encode(), fairness_key, queue])
 
 
 def feed(broker: Any, queue: str, *, ready: int, most: int = 100) -> int:

@@ -124,6 +124,13 @@ def list_waiting(conn: psycopg.Connection[DictRow], *, queue: str | None = None,
         " LIMIT %(limit)s", {"queue": queue, "limit": limit}).fetchall()
 
 
+def waiting_by_queue(conn: psycopg.Connection[DictRow]) -> list[dict[str, Any]]:
+    """Per queue: how many jobs are held, how many of them are debounced, and when the next is due."""
+    return conn.execute(
+        "SELECT queue, count(*) AS held, count(debounce_key) AS debounced, min(run_at) AS next_run_at"
+        " FROM scheduled_jobs WHERE status = 'scheduled' GROUP BY queue ORDER BY queue").fetchall()
+
+
 def count_waiting(conn: psycopg.Connection[DictRow], within: list[dt.timedelta]) -> list[int]:
     """How many jobs are still held and due within each of ``within`` from now (one indexed scan)."""
     if not within:

@@ -47,10 +47,12 @@ def schedules() -> list[dict[str, Any]]:
 
 
 def held_jobs(soonest: int = 5) -> dict[str, Any]:
-    """Jobs held in PostgreSQL for later: how many are due within the hour and the day, and the soonest few."""
+    """Jobs held in PostgreSQL for later: how many are due within the hour and the day, per queue, and the soonest
+    few."""
     with connection() as conn:
         hour, day = scheduled_jobs.count_waiting(conn, [dt.timedelta(hours=1), dt.timedelta(days=1)])
-        return {"within_hour": hour, "within_day": day, "soonest": scheduled_jobs.list_waiting(conn, limit=soonest)}
+        return {"within_hour": hour, "within_day": day, "soonest": scheduled_jobs.list_waiting(conn, limit=soonest),
+                "by_queue": scheduled_jobs.waiting_by_queue(conn)}
 
 
 def recent_jobs(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

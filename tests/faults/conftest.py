@@ -65,10 +65,11 @@ def workers(fault_env, tmp_path, log_guard):
     started: list[WorkerProcess] = []
 
     def start(env: dict[str, str] | None = None, *, threads: int = 4, modules: tuple[str, ...] = (),
-              verbose: bool = False, ready: bool = True) -> WorkerProcess:
+              verbose: bool = False, ready: bool = True, queues: tuple[str, ...] = ("leads",)) -> WorkerProcess:
         log = tmp_path / f"worker-{len(started)}.log"
         log_guard.files.append(log)
-        worker = WorkerProcess(env or fault_env(), log, threads=threads, modules=modules, verbose=verbose)
+        worker = WorkerProcess(env or fault_env(), log, threads=threads, modules=modules, verbose=verbose,
+                               queues=queues)
         started.append(worker)
         return worker.wait_ready() if ready else worker
 

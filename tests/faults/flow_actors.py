@@ -58,3 +58,28 @@ def fair(uploader: str, n: int) -> None:
     """Notes which uploader's job finished, in the order they finish."""
     time.sleep(0.01)
     get_redis().rpush(key("test", "flow", "fair", "done"), f"{uploader}:{n}")
+
+
+@dramatiq.actor(actor_name="faults.gate", queue_name="prio-low", priority=10, max_retries=0, time_limit=60_000)
+def gate() -> None:
+    """Holds its thread until the test opens the gate (a Redis key), so that work piles up behind it."""
+    client = get_redis()
+    client.rpush(key("test", "flow", "prio", "started"), "gate")
+    deadline = time.monotonic() + 30
+    while not client.exists(key("test", "flow", "prio", "open")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@dramatiq.actor(actor_name="faults.urgent", queue_name="prio-high", priority=0, max_retries=0, time_limit=30_000)
+def urgent(name: str) -> None:
+    """A priority-0 job: notes its name when it starts, then takes longer than the consumer's longest poll (1 s),
+    so the next urgent job is fetched while it runs."""
+    get_redis().rpush(key("test", "flow", "prio", "started"), name)
+    time.sleep(1.2)
+
+
+@dramatiq.actor(actor_name="faults.routine", queue_name="prio-low", priority=10, max_retries=0, time_limit=30_000)
+def routine(name: str) -> None:
+    """A priority-10 job (100 s of allowance): notes its name when it starts."""
+    get_redis().rpush(key("test", "flow", "prio", "started"), name)
+    time.sleep(0.05)

@@ -3,6 +3,8 @@ over its limit waits its turn without using up an attempt (the actors allow no r
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from cep_automation.db.redis_client import key
@@ -155,3 +157,59 @@ def test_a_small_key_is_not_stuck_behind_a_big_one(fault_env, workers, producer,
     assert last_small < 40, order[:60]
     assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
     assert fairness.waiting("leads") == 0
+
+
+def test_delayed_jobs_take_turns_between_keys_when_due(fault_env, workers, producer, redis_client):
+    from dramatiq import Message
+
+    # Given a worker of two threads, and 200 delayed jobs of one uploader followed by 10 of another, due together
+    from dramatiq.common import current_millis
+
+    from cep_automation import options as opt
+    from cep_automation.flow import fairness
+
+    workers(fault_env(), threads=2, modules=MODULES)
+    send = producer()
+    due_at = current_millis() + 3_000
+    for uploader, count in (("big", 200), ("small", 10)):
+        for n in range(count):
+            message = Message(queue_name="leads", actor_name="faults.fair", args=(),
+                              kwargs={"uploader": uploader, "n": n}, options={opt.FAIRNESS_KEY: uploader})
+            send.broker.enqueue(message, delay=due_at - current_millis())
+    # When they come due and the worker works through them
+    wait_for(lambda: len(noted(redis_client, "fair", "done")) == 210, timeout=180, what="every job to run")
+    # Then they went through their keys' lists, as jobs without a delay do: the small uploader's did not wait
+    # behind the big one's 200
+    order = noted(redis_client, "fair", "done")
+    last_small = max(i for i, job in enumerate(order) if job.startswith("small:"))
+    assert last_small < 60, order[:80]
+    assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
+    assert fairness.waiting("leads") == 0
+
+
+def test_a_worker_process_starts_urgent_jobs_before_routine_ones_and_ages_the_old(fault_env, workers, producer,
+                                                                                  redis_client):
+    from dramatiq import Message
+
+    # Given a worker process of one thread, held by a routine job
+    workers(fault_env(), threads=1, modules=MODULES, queues=("prio-high", "prio-low"))
+    send = producer()
+    send.send("faults.gate", queue="prio-low")
+    wait_for(lambda: noted(redis_client, "prio", "started") == ["gate"], timeout=30, what="the gate job to start")
+    # When one routine job enqueued 200 s ago (past its 100 s allowance) waits, then 20 fresh routine ones, then
+    # 3 urgent ones
+    old = Message(queue_name="prio-low", actor_name="faults.routine", args=(), kwargs={"name": "routine, old"},
+                  options={})
+    send.broker.enqueue(old.copy(message_timestamp=old.message_timestamp - 200_000))
+    for n in range(20):
+        send.send("faults.routine", queue="prio-low", name=f"routine {n}")
+    for n in range(3):
+        send.send("faults.urgent", queue="prio-high", name=f"urgent {n}")
+    time.sleep(2.0)  # the worker's consumers fetch what their prefetch allows; nothing runs (the thread is held)
+    redis_client.set(key("test", "flow", "prio", "open"), 1)
+    wait_for(lambda: len(noted(redis_client, "prio", "started")) == 25, timeout=60, what="every job to start")
+    # Then, after the gate, the old job went first (aged past the urgent ones: plain Dramatiq would run the urgent
+    # ones first, by their actor's priority), then the urgent ones, though fresh routine jobs were fetched too
+    started = noted(redis_client, "prio", "started")
+    assert started[1:5] == ["routine, old", "urgent 0", "urgent 1", "urgent 2"], started
+    assert sorted(started[5:]) == sorted(f"routine {n}" for n in range(20))

@@ -14,7 +14,11 @@ from cep_automation.db.redis_client import get_redis
 from cep_automation.flow import concurrency, fairness, ordering, throttle
 
 
-def test_flow_shows_limits_lines_and_fair_queues(cep_services, redis_client):
+def test_flow_shows_limits_lines_fair_queues_and_held_jobs(cep_services, redis_client, db):
+    import datetime as dt
+
+    from cep_automation.records import scheduled_jobs
+
     broker = RedisBroker(url=cep_services.redis_url, namespace=cep_services.namespace, middleware=[])
     try:
         throttle.try_rate("whatsapp", "123456", rate=1, period_s=60)
@@ -25,6 +29,11 @@ def test_flow_shows_limits_lines_and_fair_queues(cep_services, redis_client):
         for n in range(3):
             fairness.enqueue(broker, Message(queue_name="uploads", actor_name="x", args=(), kwargs={"n": n},
                                              options={opt.FAIRNESS_KEY: "campus:1"}), "campus:1")
+        due = dt.datetime(2031, 1, 6, 8, tzinfo=dt.UTC)
+        scheduled_jobs.hold(db, message_id="held-1", actor="campaign.sync", queue="campaigns",
+                            payload={"args": [], "kwargs": {}}, options={}, run_at=due, debounce_key="sync:7")
+        scheduled_jobs.hold(db, message_id="held-2", actor="campaign.sync", queue="campaigns",
+                            payload={"args": [], "kwargs": {}}, options={}, run_at=due + dt.timedelta(days=1))
         result = CliRunner().invoke(cli, ["flow", "--json"])
     finally:
         broker.close()
@@ -35,5 +44,6 @@ def test_flow_shows_limits_lines_and_fair_queues(cep_services, redis_client):
     assert rate["bucket"] == "123456" and 0 < rate["booked_ahead_s"] <= 60
     assert {"key": "lead:7", "in_line": 2, "parked": 1} in found["ordering"]
     assert {"queue": "uploads", "waiting": 3, "keys": 1, "next_keys": ["campus:1"]} in found["fair"]
+    assert {"queue": "campaigns", "held": 2, "debounced": 1, "next_run_at": due.isoformat()} in found["held"]
     text = CliRunner().invoke(cli, ["flow"]).output
-    assert "lead:7" in text and "campus:1" in text
+    assert "lead:7" in text and "campus:1" in text and "2031-01-06T08:00:00+00:00" in text

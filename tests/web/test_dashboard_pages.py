@@ -187,3 +187,4 @@ def test_the_flow_page_counts_the_jobs_held_for_later_and_lists_the_soonest(clie
     assert page.status_code == 200 and "Held for later" in page.text
     assert "Due within the hour: <strong>1</strong>" in page.text and "within the day: <strong>2</strong>" in page.text
     assert page.text.index("held-0") < page.text.index("held-1") < page.text.index("held-2")
+    assert '<th scope="row" data-label="Queue">stats</th><td data-label="Held">3</td>' in page.text
