@@ -23,6 +23,8 @@ Order (``before_*`` hooks run top to bottom, ``after_*`` bottom to top):
 
 ``Retries`` is last so that its ``after_process_message`` runs first: every middleware above it
 then sees ``message.failed`` set when the last attempt has failed.
+
+The brokers built here send each signal only to the middleware that handle it (``broker/signals.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from cep_automation.broker.signals import with_signal_table
 from cep_automation.settings import Settings
 
 M = TypeVar("M", bound=Middleware)
@@ -93,13 +96,13 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     url = settings.effective_broker_url
     broker: dramatiq.Broker
     if url.startswith("stub://"):
-        broker = StubBroker(middleware=[])
+        broker = with_signal_table(StubBroker)(middleware=[])
     elif url.startswith(("amqp://", "amqps://")):
         from cep_automation.broker.rabbitmq import NamespacedRabbitmqBroker
 
         # Confirmed publishes: an enqueue (a retry too) returns only once RabbitMQ has the message.
-        broker = NamespacedRabbitmqBroker(url=url, namespace=settings.cep_namespace, confirm_delivery=True,
-                                          middleware=[])
+        broker = with_signal_table(NamespacedRabbitmqBroker)(
+            url=url, namespace=settings.cep_namespace, confirm_delivery=True, middleware=[])
     else:
         from dramatiq.brokers.redis import RedisBroker
 
@@ -107,7 +110,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         from cep_automation.db.sentinel import broker_connection
 
         consumer.install()  # consumer threads that keep their delayed messages through a Redis outage
-        broker = RedisBroker(  # type: ignore[no-untyped-call]  # dramatiq's RedisBroker.__init__ is unannotated
+        broker = with_signal_table(RedisBroker)(
             **broker_connection(url), namespace=settings.cep_namespace, middleware=[],
             heartbeat_timeout=settings.cep_heartbeat_timeout_ms,
             maintenance_chance=0)  # BrokerMaintenance requeues dead workers' messages, marked for DeliveryLimit
