@@ -27,10 +27,10 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ATTEMPTS = 2  # consecutive measurements under the floor that fail the check
 LEAD_FLOOR = 0.50  # lead.created at 0 ms fakes: 0.59-0.63 measured on 2026-11-30 (see the module docstring)
-# The no-op actor: the floor is 0.70. On the slower machine of 2026-11-30 (late; plain Dramatiq 3.5x slower,
-# slow round trips) the stack measures 0.69-0.73 where it measured 0.96 hours before: 0.70 would fail one CI run
-# in four on noise alone. 0.65 still fails the regression found that day (0.52-0.63). docs/benchmarks.md.
-NOOP_FLOOR = 0.65
+# The no-op actor: the floor. On the slower machine of 2026-11-30 (late) the stack measured 0.69-0.73 and
+# the floor was lowered to 0.65 for a day; signals sent only to the middleware that handle them and hiredis then
+# took the no-op to 0.95-0.99 (process) and 0.80-0.88 (enqueue), well clear of it. docs/benchmarks.md.
+NOOP_FLOOR = 0.70
 
 
 def run_json(script: str, *argv: str) -> dict[str, float]:

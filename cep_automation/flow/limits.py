@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from cep_automation.errors import Postponed
 from cep_automation.flow import concurrency, throttle
+from cep_automation.records import metrics
 
 MAX_POLL_S = 0.25  # a waiting caller looks again at least this often (a slot may free early)
 RECHECK_S = 1.0  # a full concurrency limit is worth a new look this soon: a lease's end is only the latest
@@ -75,8 +76,11 @@ def hold(limit: Limit, bucket: str, *, cost: int = 1, wait_s: float | None = Non
             raise Postponed(f"{limit.name} {bucket}: over its limit ({limit.describe()}); waits {wait:.1f} s",
                             retry_after=max(wait, 0.05))
         time.sleep(min(wait, left, MAX_POLL_S))
+    waited = time.monotonic() - started
+    if waited > 0.001:  # it did wait; a call let through at once is not a wait
+        metrics.observe_limit_wait(limit.name, "held", waited)
     try:
-        yield time.monotonic() - started
+        yield waited
     finally:
         if limit.concurrency is not None:
             concurrency.release(limit.name, bucket, holder)

@@ -29,6 +29,7 @@ from cep_automation.flow import concurrency
 from cep_automation.flow.limits import RECHECK_S, Limit, try_once
 from cep_automation.flow.per_key import PerKey
 from cep_automation.flow.spare_slots import Slot, SpareSlots, is_roomy
+from cep_automation.records import metrics
 
 logger = logging.getLogger("cep_automation.middleware.FlowControl")
 LEASE_MARGIN_S = 30.0  # a slot outlives its job's time limit by this much, should its worker die holding it
@@ -71,6 +72,7 @@ class FlowControl(Middleware):
             slot, wait = self._take(limit, bucket, message.message_id)
             if wait is not None:
                 self._free(taken, message.message_id)
+                metrics.observe_limit_wait(per_key.limit.name, "postponed", max(wait, 0.05))
                 raise LimitReached(f"{per_key.limit.name} {bucket}: over its limit ({per_key.limit.describe()});"
                                    f" waits {wait:.1f} s", retry_after=max(wait, 0.05))
             taken.append((per_key, bucket, slot))

@@ -40,6 +40,28 @@ def observe_integration(integration: str, outcome: str, seconds: float) -> None:
     except Exception as exc:  # metrics never fail a call
         logger.debug("integration metric not recorded: %s", exc)
 PROCESSED_STATUSES = ("completed", "failed", "skipped")
+LIMIT_WAITS = ("held", "postponed")  # waited inside a step (Limit.hold), or the job put back for later
+ENQUEUE_REFUSALS = ("queue_full", "too_large")
+
+
+def observe_limit_wait(limit: str, how: str, seconds: float) -> None:
+    """Time spent waiting on a declared limit (flow/limits.py, middleware/flow_control.py)."""
+    try:
+        job_metrics().limit_wait.labels(limit, how).observe(seconds)
+    except Exception as exc:  # metrics never fail a job
+        logger.debug("limit wait not recorded: %s", exc)
+
+
+def count_enqueue(queue: str, outcome: str) -> None:
+    """An enqueue deferred past the queue's soft limit (``deferred``) or refused (``queue_full``, ``too_large``)."""
+    try:
+        found = job_metrics()
+        if outcome == "deferred":
+            found.deferred.labels(queue).inc()
+        else:
+            found.rejected.labels(queue, outcome).inc()
+    except Exception as exc:  # metrics never fail an enqueue
+        logger.debug("enqueue metric not recorded: %s", exc)
 
 
 def multiproc_dir() -> str:
@@ -78,6 +100,14 @@ def job_metrics() -> SimpleNamespace:
         integration=prom.Histogram("integration_request_seconds", "Calls to external services: time to the answer,"
                                    " by outcome (ok, error: an HTTP error status, no_answer: timeout or connection).",
                                    ["integration", "outcome"], buckets=INTEGRATION_BUCKETS, registry=registry),
+        limit_wait=prom.Histogram("flow_limit_wait_seconds", "Time spent waiting on a declared limit: held inside a"
+                                  " step, or the job postponed (its delay).", ["limit", "how"],
+                                  buckets=WAIT_BUCKETS, registry=registry),
+        deferred=prom.Counter("enqueue_deferred", "Enqueues accepted past the queue's soft limit, deferred.",
+                              ["queue"], registry=registry),
+        rejected=prom.Counter("enqueue_rejected", "Enqueues refused: the queue at its hard limit (queue_full) or"
+                              " the payload over CEP_MAX_PAYLOAD_BYTES (too_large).", ["queue", "reason"],
+                              registry=registry),
     )
     _zero_every_label_set(found)
     return found
@@ -90,6 +120,10 @@ def _zero_every_label_set(found: SimpleNamespace) -> None:
     for integration in BUILT_IN_INTEGRATIONS:
         for outcome in INTEGRATION_OUTCOMES:
             found.integration.labels(integration, outcome)
+    for queue in {policy.queue for policy in POLICIES}:
+        found.deferred.labels(queue)
+        for reason in ENQUEUE_REFUSALS:
+            found.rejected.labels(queue, reason)
     for policy in POLICIES:
         for status in PROCESSED_STATUSES:
             found.processed.labels(policy.queue, status)

@@ -31,7 +31,7 @@ from cep_automation.db import connection
 from cep_automation.errors import PayloadTooLarge, QueueFull, UnknownJob
 from cep_automation.flow import fairness, ordering
 from cep_automation.flow.per_key import UNKEYED, render_key
-from cep_automation.records import broker_state, dead_letters, idempotency, scheduled_jobs
+from cep_automation.records import broker_state, dead_letters, idempotency, metrics, scheduled_jobs
 from cep_automation.runtime import backpressure, timing
 from cep_automation.runtime.payload import validate
 from cep_automation.settings import get_settings
@@ -120,7 +120,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     if not released and (when.debounce or (when.delay_ms or 0) > get_settings().cep_schedule_hold_after_s * 1000):
         scope = f"{actor.actor_name}|{debounce_key or job.key or '*'}" if when.debounce else None
         return hold(message, when, scope)
-    admission = backpressure.admit(actor.broker, actor.queue_name)
+    admission = admit(actor)
     delay_ms = job.delay_ms(admission)
     enqueued = _enqueue(actor, message, delay_ms, job.key, job.order)
     if admission is None:
@@ -128,6 +128,8 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
     if not enqueued.duplicate:
         backpressure.counted(actor.broker, actor.queue_name)
     if admission.defer_ms:
+        if not enqueued.duplicate:
+            metrics.count_enqueue(actor.queue_name, "deferred")
         return replace(enqueued, deferred_ms=delay_ms or 0, retry_after_s=admission.retry_after_s)
     return enqueued
 
@@ -155,7 +157,11 @@ def prepare(actor: CepActor, kwargs: dict[str, Any] | None = None, *, args: tupl
             **options: Any) -> Prepared:
     """The door's checks (size, payload, timing, priority, keys) and the message; raises as :func:`enqueue`."""
     kwargs = dict(kwargs or {})
-    check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
+    try:
+        check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
+    except PayloadTooLarge:
+        metrics.count_enqueue(actor.queue_name, "too_large")
+        raise
     payload = validate(actor, args, kwargs, strict=strict)
     when = timing.resolve(run_at, delay, debounce)
     if options.get("priority") is not None:
@@ -242,7 +248,7 @@ def enqueue_many(jobs: list[Prepared]) -> list[Enqueued | Exception]:
     for index, job in enumerate(jobs):
         actor = job.actor
         try:
-            admission = backpressure.admit(actor.broker, actor.queue_name)
+            admission = admit(actor)
         except QueueFull as exc:
             outcomes.append(exc)
             continue
@@ -273,6 +279,15 @@ def _sent(job: Prepared, message: Message, holder: str | None) -> Enqueued:
         return Enqueued(message, duplicate=False)
     logger.info("Not enqueuing %s again: key %r is held by message %s", job.actor.actor_name, job.key, holder)
     return Enqueued(message.copy(message_id=holder), duplicate=True)
+
+
+def admit(actor: CepActor) -> backpressure.Admission | None:
+    """Backpressure's answer for ``actor``'s queue; a refusal is counted (``enqueue_rejected_total``)."""
+    try:
+        return backpressure.admit(actor.broker, actor.queue_name)
+    except QueueFull:
+        metrics.count_enqueue(actor.queue_name, "queue_full")
+        raise
 
 
 def check_size(job: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from cep_automation.errors import Postponed
 from cep_automation.flow import Limit, concurrency, hold, throttle
+from cep_automation.records import metrics
 
 
 def bucket() -> str:
@@ -107,6 +108,9 @@ def test_hold_waits_for_a_slot_within_its_wait(redis_client):
         with hold(limit, b) as waited:
             waits.append(waited)
     assert waits[0] < waits[1] + waits[2]  # the first went at once; the others waited for their slot
+    waited = [line for line in metrics.render()[0].decode().splitlines()
+              if line.startswith('flow_limit_wait_seconds_count{how="held",limit="paced"}')]
+    assert waited and float(waited[0].rsplit(" ", 1)[1]) >= 1
 
 
 def test_a_rate_over_its_limit_gives_back_the_concurrency_slot_it_took(redis_client):

@@ -12,6 +12,7 @@ import dramatiq
 from cep_automation.flow import concurrency
 from cep_automation.flow.limits import Limit
 from cep_automation.flow.per_key import PerKey
+from cep_automation.records import metrics
 from cep_automation.runtime.actor import CepActor
 from cep_automation.testing import wait_for
 
@@ -76,3 +77,6 @@ def test_a_crowded_bucket_hands_nothing_over(redis_broker, redis_client, monkeyp
     assert peak == 1
     assert takes >= 40
     assert redis_client.zcard(concurrency.holders_key(name, "all")) == 0
+    # And the time the postponed ones waited is on /metrics, under the limit's name
+    text = metrics.render()[0].decode()
+    assert f'flow_limit_wait_seconds_count{{how="postponed",limit="{name}"}}' in text

@@ -86,6 +86,33 @@ def test_an_oversized_payload_is_refused_before_anything_is_queued(limited, redi
     assert redis_client.llen(f"{namespace}:busy") == 0
 
 
+def test_deferred_and_refused_enqueues_are_counted_per_queue(limited, redis_client):
+    from cep_automation.records import metrics
+
+    def count(name: str, **labels: str) -> float:
+        for line in metrics.render()[0].decode().splitlines():
+            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    actor, _ = limited
+    before = [count("enqueue_deferred_total", queue="busy"),
+              count("enqueue_rejected_total", queue="busy", reason="queue_full"),
+              count("enqueue_rejected_total", queue="busy", reason="too_large")]
+    # Given a queue with a soft limit of 2 and a hard limit of 4: two go in, two are deferred, one is refused
+    for _ in range(4):
+        enqueue(actor, {})
+    with pytest.raises(QueueFull):
+        enqueue(actor, {})
+    with pytest.raises(PayloadTooLarge):
+        enqueue(actor, {"blob": "x" * 2000})
+    # Then /metrics counts each
+    after = [count("enqueue_deferred_total", queue="busy"),
+             count("enqueue_rejected_total", queue="busy", reason="queue_full"),
+             count("enqueue_rejected_total", queue="busy", reason="too_large")]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1]
+
+
 def test_malformed_queue_limits_stop_start_up_naming_the_entry(settings_for):
     from cep_automation.errors import SettingsError
 
