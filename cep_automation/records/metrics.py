@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from cep_automation.records import call_times
 from cep_automation.settings import get_settings
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ BUILT_IN_INTEGRATIONS = ("mailchimp", "mandrill", "whatsapp", "meta", "ga4", "cr
 
 def observe_integration(integration: str, outcome: str, seconds: float) -> None:
     """One call to an external service (plugins/http.py and the SDK-based plugins call this)."""
-    call_times.note(seconds)
     try:
         job_metrics().integration.labels(integration, outcome).observe(seconds)
     except Exception as exc:  # metrics never fail a call

@@ -17,14 +17,12 @@ from typing import Any
 from cep_automation import telemetry
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.log_output import step_context
-from cep_automation.records import call_times
 from cep_automation.records.effects import Effect, Ledger
 from cep_automation.redact import redact
 from cep_automation.runtime.job import JobHandle
 
 logger = logging.getLogger("cep_automation.runtime.steps.StepRunner")
 MAX_CONCURRENT_STEPS = 6
-CONCURRENT_FROM_S = 0.005  # typical call time from which steps go to other threads (records/call_times.py)
 POOL_THREADS = 32  # shared by every job of the process; a step waits for a thread when all are busy
 
 _pool_lock = threading.Lock()
@@ -89,10 +87,8 @@ class StepRunner:
 
     def concurrently(self, calls: list[Callable[[], object]], *, at_most: int = MAX_CONCURRENT_STEPS) -> None:
         """Run independent step calls (each records its own step) at once, at most ``at_most`` at a time: a job
-        then takes about as long as its slowest call, not the sum of them. When this process's calls typically
-        answer within :data:`CONCURRENT_FROM_S`, they run one after the other: the sum is then a few
-        milliseconds, and the hand-offs would cost more CPU than they save."""
-        if len(calls) <= 1 or at_most <= 1 or call_times.typical_s() < CONCURRENT_FROM_S:
+        then takes about as long as its slowest call, not the sum of them."""
+        if len(calls) <= 1 or at_most <= 1:
             for call in calls:
                 call()
             return
