@@ -131,13 +131,8 @@ class AckBatcher:
                 self._pending.popleft()
             self.sent_batches += 1
             self.sent_messages += len(batch)
-            for consumer_thread, message in batch:
-                consumer = consumer_thread.consumer
-                if consumer is not None:
-                    consumer.queued_message_ids.discard(message.message_id)
-                let_go = getattr(consumer_thread, "let_go", None)
-                if let_go is not None:
-                    let_go(message)
+            for consumer_thread, message in batch:  # it left the prefetch count at submit (broker/consumer.py)
+                consumer_thread.let_go(message)
                 self.broker.emit_after("nack" if message.failed else "ack", message)
 
     def _pipeline(self, batch: list[tuple[Any, Any]]) -> None:

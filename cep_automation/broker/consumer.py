@@ -117,9 +117,8 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         # Finished: it no longer counts against the prefetch. Counted until its ack is sent, it kept the consumer
         # from fetching while a batch was on the wire, and the worker threads waited for work (0.56 of plain
         # Dramatiq's rate on a machine with slow round trips, CPU-bound at 0.79).
-        held = getattr(self.consumer, "queued_message_ids", None)
-        if isinstance(held, set):
-            held.discard(message.message_id)
+        consumer: Any = self.consumer  # a Redis consumer: only the Redis broker has a batcher
+        consumer.queued_message_ids.discard(message.message_id)
 
     def let_go(self, message: Any) -> None:
         """``message`` was acked or nacked (or never will be by this process): a later fetch of it is news."""

@@ -68,10 +68,9 @@ def enqueue(job: str, args: tuple[str, ...], payload_json: str | None, run_at: s
     """
     from cep_automation.db.redis_client import check_redis
     from cep_automation.runtime.enqueue import enqueue
-
-    payload = _parse_payload(args, payload_json)
     from cep_automation.runtime.timing import turn_keys
 
+    payload = _parse_payload(args, payload_json)
     timing = _timing(run_at, delay, debounce, debounce_key, priority)
     timing.update(turn_keys(ordering_key, fairness_key, ("--ordering-key", "--fairness-key")))
     check_redis()

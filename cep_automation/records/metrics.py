@@ -40,7 +40,6 @@ def observe_integration(integration: str, outcome: str, seconds: float) -> None:
     except Exception as exc:  # metrics never fail a call
         logger.debug("integration metric not recorded: %s", exc)
 PROCESSED_STATUSES = ("completed", "failed", "skipped")
-LIMIT_WAITS = ("held", "postponed")  # waited inside a step (Limit.hold), or the job put back for later
 ENQUEUE_REFUSALS = ("queue_full", "too_large")
 
 
@@ -52,14 +51,18 @@ def observe_limit_wait(limit: str, how: str, seconds: float) -> None:
         logger.debug("limit wait not recorded: %s", exc)
 
 
-def count_enqueue(queue: str, outcome: str) -> None:
-    """An enqueue deferred past the queue's soft limit (``deferred``) or refused (``queue_full``, ``too_large``)."""
+def count_deferred(queue: str) -> None:
+    """An enqueue accepted past the queue's soft limit, deferred."""
     try:
-        found = job_metrics()
-        if outcome == "deferred":
-            found.deferred.labels(queue).inc()
-        else:
-            found.rejected.labels(queue, outcome).inc()
+        job_metrics().deferred.labels(queue).inc()
+    except Exception as exc:  # metrics never fail an enqueue
+        logger.debug("enqueue metric not recorded: %s", exc)
+
+
+def count_rejected(queue: str, reason: str) -> None:
+    """An enqueue refused, for one of :data:`ENQUEUE_REFUSALS`."""
+    try:
+        job_metrics().rejected.labels(queue, reason).inc()
     except Exception as exc:  # metrics never fail an enqueue
         logger.debug("enqueue metric not recorded: %s", exc)
 

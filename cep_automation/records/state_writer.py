@@ -161,5 +161,5 @@ class StateWriter:
 
 
 writer = StateWriter()
-atexit.register(writer.flush_quietly)
-os.register_at_fork(after_in_child=writer.forget_thread)  # a short-lived producer (the CLI) still records "queued"
+atexit.register(writer.flush_quietly)  # a short-lived producer (the CLI) still records "queued"
+os.register_at_fork(after_in_child=writer.forget_thread)

@@ -129,7 +129,7 @@ def enqueue(actor: CepActor | str, kwargs: dict[str, Any] | None = None, *, args
         backpressure.counted(actor.broker, actor.queue_name)
     if admission.defer_ms:
         if not enqueued.duplicate:
-            metrics.count_enqueue(actor.queue_name, "deferred")
+            metrics.count_deferred(actor.queue_name)
         return replace(enqueued, deferred_ms=delay_ms or 0, retry_after_s=admission.retry_after_s)
     return enqueued
 
@@ -160,7 +160,7 @@ def prepare(actor: CepActor, kwargs: dict[str, Any] | None = None, *, args: tupl
     try:
         check_size(actor.actor_name, args, kwargs)  # first: a 10 MB payload is not worth validating
     except PayloadTooLarge:
-        metrics.count_enqueue(actor.queue_name, "too_large")
+        metrics.count_rejected(actor.queue_name, "too_large")
         raise
     payload = validate(actor, args, kwargs, strict=strict)
     when = timing.resolve(run_at, delay, debounce)
@@ -286,7 +286,7 @@ def admit(actor: CepActor) -> backpressure.Admission | None:
     try:
         return backpressure.admit(actor.broker, actor.queue_name)
     except QueueFull:
-        metrics.count_enqueue(actor.queue_name, "queue_full")
+        metrics.count_rejected(actor.queue_name, "queue_full")
         raise
 
 

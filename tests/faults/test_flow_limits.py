@@ -134,56 +134,58 @@ def test_delayed_jobs_of_one_ordering_key_take_their_turn_when_fetched(fault_env
     assert all(redis_client.llen(key("flow", "order", f"account:{a}")) == 0 for a in accounts)
 
 
-def test_a_small_key_is_not_stuck_behind_a_big_one(fault_env, workers, producer, redis_client):
+def fair_jobs():
+    """200 jobs of uploader "big", then 10 of "small", each with its uploader as fairness key: (key, message)."""
     from dramatiq import Message
 
     from cep_automation import options as opt
+
+    for uploader, count in (("big", 200), ("small", 10)):
+        for n in range(count):
+            yield uploader, Message(queue_name="leads", actor_name="faults.fair", args=(),
+                                    kwargs={"uploader": uploader, "n": n}, options={opt.FAIRNESS_KEY: uploader})
+
+
+def where_small_finished(redis_client) -> tuple[int, list[str]]:
+    """Once all 210 fair jobs ran, each once: the position of the small uploader's last, and the order."""
+    wait_for(lambda: len(noted(redis_client, "fair", "done")) == 210, timeout=180, what="every job to run")
+    order = noted(redis_client, "fair", "done")
+    assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
+    return max(i for i, job in enumerate(order) if job.startswith("small:")), order
+
+
+def test_a_small_key_is_not_stuck_behind_a_big_one(fault_env, workers, producer, redis_client):
     from cep_automation.flow import fairness
 
     # Given one uploader with 200 jobs waiting, then another with 10, all with fairness keys
     send = producer()
-    for uploader, count in (("big", 200), ("small", 10)):
-        for n in range(count):
-            message = Message(queue_name="leads", actor_name="faults.fair", args=(),
-                              kwargs={"uploader": uploader, "n": n}, options={opt.FAIRNESS_KEY: uploader})
-            fairness.enqueue(send.broker, message, uploader)
+    for uploader, message in fair_jobs():
+        fairness.enqueue(send.broker, message, uploader)
     assert fairness.waiting("leads") == 210 and redis_client.llen(key("leads")) == 0  # not on the queue yet
     # When a worker of two threads works through them
     workers(fault_env(), threads=2, modules=MODULES)
-    wait_for(lambda: len(noted(redis_client, "fair", "done")) == 210, timeout=180, what="every job to run")
     # Then the small uploader's jobs took turns with the big one's: its last finished long before the 200 did
-    order = noted(redis_client, "fair", "done")
-    last_small = max(i for i, job in enumerate(order) if job.startswith("small:"))
+    last_small, order = where_small_finished(redis_client)
     assert last_small < 40, order[:60]
-    assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
     assert fairness.waiting("leads") == 0
 
 
 def test_delayed_jobs_take_turns_between_keys_when_due(fault_env, workers, producer, redis_client):
-    from dramatiq import Message
-
-    # Given a worker of two threads, and 200 delayed jobs of one uploader followed by 10 of another, due together
     from dramatiq.common import current_millis
 
-    from cep_automation import options as opt
     from cep_automation.flow import fairness
 
+    # Given a worker of two threads, and 200 delayed jobs of one uploader followed by 10 of another, due together
     workers(fault_env(), threads=2, modules=MODULES)
     send = producer()
     due_at = current_millis() + 3_000
-    for uploader, count in (("big", 200), ("small", 10)):
-        for n in range(count):
-            message = Message(queue_name="leads", actor_name="faults.fair", args=(),
-                              kwargs={"uploader": uploader, "n": n}, options={opt.FAIRNESS_KEY: uploader})
-            send.broker.enqueue(message, delay=due_at - current_millis())
+    for _, message in fair_jobs():
+        send.broker.enqueue(message, delay=due_at - current_millis())
     # When they come due and the worker works through them
-    wait_for(lambda: len(noted(redis_client, "fair", "done")) == 210, timeout=180, what="every job to run")
     # Then they went through their keys' lists, as jobs without a delay do: the small uploader's did not wait
     # behind the big one's 200
-    order = noted(redis_client, "fair", "done")
-    last_small = max(i for i, job in enumerate(order) if job.startswith("small:"))
+    last_small, order = where_small_finished(redis_client)
     assert last_small < 60, order[:80]
-    assert sorted(order) == sorted([f"big:{n}" for n in range(200)] + [f"small:{n}" for n in range(10)])
     assert fairness.waiting("leads") == 0
 
 
