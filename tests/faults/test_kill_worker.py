@@ -10,6 +10,8 @@ repeated once the grace period is over.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from faultkit import Gate
 from loadkit import (
@@ -46,7 +48,24 @@ def orphans(redis_client, namespace):
     return sum(redis_client.scard(name) for name in redis_client.scan_iter(match=f"{namespace}:__acks__.*.leads"))
 
 
-def kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, database_url):
+@dataclass(frozen=True)
+class Killed:
+    """The jobs a kill cut short: those held at WhatsApp, and every job with a step recorded and no completion."""
+
+    held: set[str]  # lead ids
+    started: set[str]  # lead ids; held ⊆ started
+
+
+def started_not_completed(redis_client, namespace, database_url, load):
+    """Leads whose job had recorded a step (or an intent to send) and had not completed: the jobs a redelivery
+    replays. Steps run at once, so a job need not be waiting on WhatsApp to be part-way."""
+    ledger = read_ledger(database_url, load)
+    in_redis = {lead.id for lead in load for kind in ("held", "intent")
+                if redis_client.exists(f"{namespace}:effects:{kind}:lead.created:{lead.id}")}
+    return {lead.id for lead in load if (lead.id in in_redis or ledger.steps[lead.id]) and not ledger.completed(lead)}
+
+
+def kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, database_url, redis_client, namespace):
     """Hold WhatsApp until every thread waits on it, let the finished jobs' records land, then SIGKILL."""
     gate = Gate(sandbox.whatsapp)
     gate.hold()
@@ -54,8 +73,10 @@ def kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, database_url
     wait_for(lambda: caught_up(database_url, load, messages), what="the audit and job-state writers to catch up")
     worker.kill_worker_process()
     worker.wait(timeout=60)  # the Dramatiq CLI exits when its worker process dies
+    started = started_not_completed(redis_client, namespace, database_url, load)
     gate.release(drop=False)  # WhatsApp sends what it received, though nobody waits for the answer
-    return len(gate.held_leads)  # the jobs killed mid-way (a job's two WhatsApp messages go at once)
+    by_name = {lead.name: lead.id for lead in load}
+    return Killed({by_name[name] for name in gate.held_leads}, started)
 
 
 @pytest.mark.parametrize("count, kills", [(60, 1), pytest.param(240, 3, marks=pytest.mark.heavy)])
@@ -68,13 +89,15 @@ def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
     env = fault_env(WHATSAPP_RATE_LIMIT="1000", WHATSAPP_CONFIRM_GRACE_S="10")
     worker = workers(env, threads=THREADS)
     messages = producer().send_leads(load)
-    killed_mid_job = 0
+    held, started = set(), set()
     for kill in range(1, kills + 1):
         # When, part-way through, every worker thread is waiting on WhatsApp and the worker process is killed
         share = 2 * count * kill // (kills + 2)
         wait_for(lambda share=share: janitor(SILENT_MS) or len(sandbox.whatsapp.messages) >= share, timeout=120,
                  what="part of the load to be done")
-        killed_mid_job += kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, cep_services.database_url)
+        killed = kill_while_waiting_on_whatsapp(worker, sandbox, load, messages, cep_services.database_url,
+                                                redis_client, cep_services.namespace)
+        held, started = held | killed.held, started | killed.started
         # Then its fetched messages are left unacknowledged, not lost
         assert orphans(redis_client, cep_services.namespace) >= THREADS
         # When a new worker starts and Dramatiq requeues the dead worker's messages
@@ -93,10 +116,16 @@ def test_kill_9_mid_run_loses_nothing_and_sends_each_message_once(
     effects = effects_at_fakes(sandbox, load)
     assert {lead.name: effects.of(lead) for lead in load} == {lead.name: (1, 1, 1, 1, True) for lead in load}
     assert live_count(redis_client, cep_services.namespace) == count
-    # And the jobs killed mid-way were redelivered and replayed the steps they had done (no other job was)
-    replayed = [lead for lead in load for row in ledger.audit[lead.id]
-                if any(s.get("detail") == REPLAYED for s in row["metadata"].get("steps", {}).values())]
-    assert len(replayed) == killed_mid_job
+    # And the jobs killed waiting on WhatsApp were redelivered and replayed the steps they had done; no job the
+    # kill did not cut short replayed anything
+    assert_replayed(ledger, load, held, started)
+
+
+def assert_replayed(ledger, load, held, started):
+    replayed = {lead.id for lead in load for row in ledger.audit[lead.id]
+                if any(s.get("detail") == REPLAYED for s in row["metadata"].get("steps", {}).values())}
+    assert held and held <= replayed
+    assert replayed <= started
 
 
 def crash_after_whatsapp_accepted(sandbox, workers, leads, producer, janitor, redis_client, cep_services, db,

@@ -16,7 +16,7 @@ import time
 import pytest
 from faultkit import while_threads_wait
 from loadkit import STEPS, Producer, effects_at_fakes, live_count, stories, unsettled, wait_settled
-from test_kill_worker import REPLAYED, THREADS, kill_while_waiting_on_whatsapp
+from test_kill_worker import THREADS, assert_replayed, kill_while_waiting_on_whatsapp
 
 from cep_automation.records import broker_state, job_state
 from cep_automation.testing import wait_for
@@ -62,8 +62,8 @@ def test_kill_9_of_a_rabbitmq_worker_loses_nothing_and_sends_each_message_once(
     load, messages = rabbit_run.load, rabbit_run.messages
     # When, part-way through, every worker thread waits on WhatsApp and the worker process is killed
     wait_for(lambda: len(sandbox.whatsapp.messages) >= count // 2, timeout=120, what="part of the load to be done")
-    killed_mid_job = kill_while_waiting_on_whatsapp(rabbit_run.worker, sandbox, load, messages,
-                                                    cep_services.database_url)
+    killed = kill_while_waiting_on_whatsapp(rabbit_run.worker, sandbox, load, messages, cep_services.database_url,
+                                            redis_client, rabbitmq.namespace)
     # Then RabbitMQ has the messages it held back in the namespaced queue, ready, as our readers count them
     wait_for(lambda: broker_state.waiting_and_delayed()[("leads", "waiting")] >= THREADS,
              what="the dead worker's messages back in the queue")
@@ -83,9 +83,7 @@ def test_kill_9_of_a_rabbitmq_worker_loses_nothing_and_sends_each_message_once(
     assert {lead.name: effects.of(lead) for lead in load} == {lead.name: (1, 1, 1, 1, True) for lead in load}
     assert live_count(redis_client, rabbitmq.namespace) == count
     # And the jobs killed mid-way were redelivered and replayed the steps they had done (no other job was)
-    replayed = [lead for lead in load for row in ledger.audit[lead.id]
-                if any(s.get("detail") == REPLAYED for s in row["metadata"].get("steps", {}).values())]
-    assert len(replayed) == killed_mid_job
+    assert_replayed(ledger, load, killed.held, killed.started)
 
 
 def rabbitmqctl(*args: str) -> None:
