@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import psycopg
 from pydantic import BaseModel
 
 from cep_automation.db import connection
@@ -136,19 +137,19 @@ def notice_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
     ]
 
 
-def sequence_steps(steps: StepRunner, lead: LeadView) -> list[Step]:
-    """Enter the sequences that start with a new lead (nurture, course_start), with consent only."""
+def sequence_entry(steps: StepRunner, lead: LeadView) -> None:
+    """Enter the sequences that start with a new lead (nurture, course_start), with consent only: when the job's
+    steps are stored, in the same transaction."""
     if not lead.has_consent:
         steps.skip("sequences", "no recorded consent (RGPD)")
-        return []
-    return [lambda: steps.run("sequences", lambda: enter_sequences(lead.id))]
+        return
+    steps.with_flush("sequences", lambda conn: enter_sequences(conn, lead.id))
 
 
-def enter_sequences(lead_id: str) -> str:
-    """Each sequence entered on ``lead.created``, in one transaction; what happened, per sequence."""
+def enter_sequences(conn: psycopg.Connection[Any], lead_id: str) -> str:
+    """Each sequence entered on ``lead.created`` (in the ledger's flush transaction); what happened, per sequence."""
     names = [name for name, sequence in configured().items() if "lead.created" in sequence.enter_on]
-    with connection() as conn, conn.transaction():
-        entries = lifecycle.enter_all(conn, lead_id, names)
+    entries = lifecycle.enter_all(conn, lead_id, names)
     return "; ".join(f"{e.sequence}: " + (f"entered, {e.pending} step(s) pending" if e.enrollment_id
                                           else f"not entered ({e.reason})") for e in entries) or "no sequence"
 
@@ -172,19 +173,23 @@ def _upsert_into(steps: StepRunner, crm: CRM, lead: LeadView) -> Step:
 def lead_created(lead_id: str) -> dict[str, Any]:
     """Run every follow-up step of a new lead once, at once; retry only the steps that failed."""
     handle = current_job()
+    ledger = Ledger(f"lead.created:{lead_id}")
     with connection() as conn:
         lead = load_lead(conn, str(lead_id))
+        if lead is not None:
+            ledger.preload(conn)  # the steps done before, read in the lead's transaction
     if lead is None:
         raise PermanentError(f"lead {lead_id} not found")
     if lead.erased:  # e.g. an operator's retry of an old dead letter, after the person was forgotten
         handle.log("lead erased under the GDPR: nothing to do")
         return {"lead_id": lead.id, "skipped": "erased under the GDPR"}
     handle.progress(10)
-    steps = StepRunner(Ledger(f"lead.created:{lead.id}"), handle)
+    steps = StepRunner(ledger, handle)
+    sequence_entry(steps, lead)
     # The steps do not depend on each other: they run at once, and the lead is followed up in about the time
     # of its slowest provider call.
     steps.concurrently([*marketing_steps(steps, lead), *notice_steps(steps, lead), *crm_steps(steps, lead),
-                        lambda: steps.run("live_stats", lambda: count_live(lead)), *sequence_steps(steps, lead)])
+                        lambda: steps.run("live_stats", lambda: count_live(lead))])
     handle.progress(90)
     outcomes = steps.finish()
     handle.progress(100)

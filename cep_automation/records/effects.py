@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,15 @@ logger = logging.getLogger("cep_automation.records.effects.Ledger")
 HELD_TTL_S = 7 * 24 * 3600  # as long as a failed job's state is kept
 DATABASE_DOWN = (ServiceUnavailable, psycopg.OperationalError)
 _held_writes = GroupCommit()  # every job's effects and intents: one round trip for all the steps that just ended
+
+
+Write = Callable[[psycopg.Connection[Any]], Any]  # a step done in the flush's transaction: what it returns is kept
+
+
+class _WriteFailed(Exception):
+    def __init__(self, step: str, cause: Exception) -> None:
+        super().__init__(step)
+        self.step, self.cause = step, cause
 
 
 @dataclass(frozen=True)
@@ -72,13 +81,20 @@ class Ledger:
         """The recorded effect of ``step``, or None if it has not succeeded yet."""
         return self._load().get(step)
 
-    def _load(self) -> dict[str, Effect]:
+    def preload(self, conn: psycopg.Connection[Any]) -> None:
+        """Read the steps done before through ``conn``, in the caller's transaction (e.g. the one that loads the
+        job's subject): one database transaction fewer per job."""
+        self._load(conn)
+
+    def _load(self, conn: psycopg.Connection[Any] | None = None) -> dict[str, Effect]:
         """Every recorded step of this job: one PostgreSQL query and one Redis read, the first time."""
         with self._lock:
             if self._recorded is None:
-                with connection() as conn:
-                    rows = conn.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
-                                        (self.job_key,)).fetchall()
+                if conn is None:
+                    with connection() as own:
+                        rows = self._select(own)
+                else:
+                    rows = self._select(conn)
                 recorded = {row["step"]: _effect(row["step"], row["provider_id"], row["result"]) for row in rows}
                 held_now, self._intents = self._held_and_intents()
                 for step, held in held_now.items():
@@ -87,6 +103,10 @@ class Ledger:
                         self._unflushed[step] = held
                 self._recorded = recorded
             return self._recorded
+
+    def _select(self, conn: psycopg.Connection[Any]) -> list[Any]:
+        return conn.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
+                            (self.job_key,)).fetchall()
 
     def run(self, step: str, do: Callable[[], Any]) -> Effect:
         """Run ``do`` unless ``step`` already succeeded; its result (a provider id, or a dict with
@@ -208,25 +228,69 @@ class Ledger:
                          "record it: a redelivery would repeat it", step, self.job_key, record["provider_id"],
                          type(cause).__name__, type(exc).__name__)
 
-    def flush(self) -> None:
-        """Move this job's new effects to PostgreSQL in one transaction; with PostgreSQL down they stay in Redis."""
+    def flush(self, writes: Mapping[str, Write] | None = None) -> dict[str, Effect | Exception]:
+        """Move this job's new effects to PostgreSQL in one transaction; with PostgreSQL down they stay in Redis.
+
+        ``writes`` are steps whose effect is itself a write to PostgreSQL (e.g. entering a lead in its sequences):
+        each runs in that same transaction unless done before, so the write and its record commit together, once,
+        at no extra transaction. Returns each one's effect, or the exception that failed it (PostgreSQL being
+        down included: the step is then retried with the job).
+        """
+        results: dict[str, Effect | Exception] = {}
+        todo: dict[str, Write] = {}
+        for step, write in (writes or {}).items():
+            previous = self.done(step)
+            if previous is None:
+                todo[step] = write
+            else:
+                results[step] = previous
         with self._lock:
             pending = dict(self._unflushed)
-        if not pending:
-            return
-        try:
-            self._insert([(step, r["provider_id"], r["result"]) for step, r in pending.items()])
-        except DATABASE_DOWN as exc:
-            logger.warning("Effects of %s kept in Redis until PostgreSQL is back (%s)", self.job_key,
-                           type(exc).__name__)
-            return
-        try:
-            get_redis().hdel(self._held_key(), *pending)
-        except redis.RedisError:  # harmless: the next read finds them in PostgreSQL first
-            pass
+        while pending or todo:
+            try:
+                written = self._write(pending, todo)
+            except DATABASE_DOWN as exc:
+                logger.warning("Effects of %s kept in Redis until PostgreSQL is back (%s)", self.job_key,
+                               type(exc).__name__)
+                results.update({step: TransientError(f"PostgreSQL unavailable ({type(exc).__name__})")
+                                for step in todo})
+                return results
+            except _WriteFailed as failed:  # that step's write failed: the rest go again without it
+                results[failed.step] = failed.cause
+                del todo[failed.step]
+                continue
+            results.update(written)
+            break
+        if pending:
+            try:
+                get_redis().hdel(self._held_key(), *pending)
+            except redis.RedisError:  # harmless: the next read finds them in PostgreSQL first
+                pass
         with self._lock:
             for step in pending:
                 self._unflushed.pop(step, None)
+            for step, effect in results.items():
+                if isinstance(effect, Effect):
+                    self._recorded.setdefault(step, effect)  # type: ignore[union-attr]
+        return results
+
+    def _write(self, pending: dict[str, dict[str, Any]], todo: dict[str, Write]) -> dict[str, Effect]:
+        """One transaction: ``todo``'s writes, then the rows of every new effect (theirs included)."""
+        rows = [(step, r["provider_id"], r["result"]) for step, r in pending.items()]
+        written: dict[str, Effect] = {}
+        with connection() as conn:
+            for step, write in todo.items():
+                try:
+                    result = write(conn)
+                except DATABASE_DOWN:
+                    raise
+                except Exception as exc:
+                    raise _WriteFailed(step, exc) from exc
+                stored = result if isinstance(result, dict) else {"value": result}
+                rows.append((step, None, stored))
+                written[step] = Effect(step, None, result, replayed=False)
+            self._insert(rows, conn)
+        return written
 
     def _intent(self, step: str) -> float | None:
         """When an unfinished attempt started to send ``step`` (Unix time), or None (read with the steps)."""
@@ -285,8 +349,12 @@ class Ledger:
         return ({as_text(name): json.loads(value) for name, value in held.items()},
                 {as_text(name): float(value) for name, value in intents.items()})
 
-    def _insert(self, rows: list[tuple[str, str | None, Any]]) -> None:
-        with connection() as conn, conn.cursor() as cursor:
+    def _insert(self, rows: list[tuple[str, str | None, Any]], conn: psycopg.Connection[Any] | None = None) -> None:
+        if conn is None:
+            with connection() as own:
+                self._insert(rows, own)
+            return
+        with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO effects (job_key, step, provider_id, result) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (job_key, step) DO NOTHING",

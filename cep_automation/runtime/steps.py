@@ -17,7 +17,7 @@ from typing import Any
 from cep_automation import telemetry
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.log_output import step_context
-from cep_automation.records.effects import Effect, Ledger
+from cep_automation.records.effects import Effect, Ledger, Write
 from cep_automation.redact import redact
 from cep_automation.runtime.job import JobHandle
 
@@ -46,6 +46,7 @@ class StepRunner:
         self.job = job
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, Exception] = {}
+        self._writes: dict[str, Write] = {}
         self._lock = threading.Lock()
 
     def skip(self, step: str, reason: str) -> None:
@@ -64,20 +65,28 @@ class StepRunner:
         """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
         return self._attempt(step, lambda: self.ledger.run_confirmable(step, send, confirm, grace_s=grace_s))
 
+    def with_flush(self, step: str, write: Write) -> None:
+        """A step whose effect is a write to PostgreSQL: it runs in :meth:`finish`, in the transaction that stores
+        every step's record (``Ledger.flush``), so it and its record commit together, at no extra transaction."""
+        self._writes[step] = write
+
     def _attempt(self, step: str, through_ledger: Callable[[], Effect]) -> Effect | None:
         try:
             with step_context(step, self.job.message_id), (  # log lines of the step carry its name
                     telemetry.span(f"step {step}", **{"cep.step": step}) if telemetry.ACTIVE else telemetry.NO_SPAN):
                 effect = through_ledger()
         except Exception as exc:  # any failure of one step must not stop the others
-            with self._lock:
-                self.failures[step] = exc
-            self._record(step, "failed", f"{type(exc).__name__}: {exc}")
-            if not isinstance(exc, (TransientError, PermanentError)):
-                logger.exception("Step %s failed unexpectedly", step)
+            self._failed(step, exc)
             return None
         self._record(step, "success", describe(effect))
         return effect
+
+    def _failed(self, step: str, exc: Exception) -> None:
+        with self._lock:
+            self.failures[step] = exc
+        self._record(step, "failed", f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, (TransientError, PermanentError)):
+            logger.error("Step %s failed unexpectedly", step, exc_info=exc)
 
     def _record(self, step: str, status: str, detail: str | None) -> None:
         detail = redact(detail) if detail else None
@@ -102,8 +111,13 @@ class StepRunner:
                 future.result()  # a step records its own failure; an error here is a bug, and surfaces
 
     def finish(self) -> dict[str, dict[str, Any]]:
-        """The outcomes, or the error that makes the job retry or die (the ledger's new effects are stored first)."""
-        self.ledger.flush()
+        """The outcomes, or the error that makes the job retry or die (the ledger's new effects are stored first,
+        with the steps of :meth:`with_flush`)."""
+        for step, outcome in self.ledger.flush(self._writes).items():
+            if isinstance(outcome, Exception):
+                self._failed(step, outcome)
+            else:
+                self._record(step, "success", describe(outcome))
         if not self.failures:
             return self.outcomes
         summary = "; ".join(f"{step}: {self.outcomes[step].get('detail', '')}" for step in self.failures)

@@ -115,3 +115,59 @@ def test_an_unconfirmable_send_that_may_have_gone_is_not_repeated(db):
     again = ledger.run("confirmation_email", send)
     assert first.unconfirmed and again.unconfirmed and again.replayed
     assert sent == [1]
+
+
+@pytest.fixture
+def notes(db):
+    """A table for steps whose effect is a database write (as entering a lead in its sequences is)."""
+    db.execute("CREATE TABLE IF NOT EXISTS ledger_notes (job text, note text)")
+    db.execute("TRUNCATE ledger_notes")
+    db.commit()
+    return lambda: [tuple(row.values()) for row in db.execute("SELECT job, note FROM ledger_notes ORDER BY note")]
+
+
+def note(job: str, text: str, calls: list[str]):
+    def write(conn):
+        calls.append(text)
+        conn.execute("INSERT INTO ledger_notes VALUES (%s, %s)", (job, text))
+        return f"noted {text}"
+    return write
+
+
+def test_a_write_step_commits_with_the_steps_records_and_is_not_repeated(db, notes):
+    calls = []
+    # Given a job with a provider step done and a step whose effect is a database write
+    attempt = Ledger("lead.created:w1")
+    attempt.run("whatsapp_lead", lambda: "wamid.W1")
+    # When the job stores its steps
+    outcome = attempt.flush({"sequences": note("w1", "entered", calls)})
+    # Then the write and both records are in PostgreSQL, and none is left held in Redis
+    assert outcome["sequences"].result == "noted entered" and not outcome["sequences"].replayed
+    assert notes() == [("w1", "entered")]
+    assert Ledger("lead.created:w1").steps() == {"whatsapp_lead": "wamid.W1", "sequences": None}
+    assert Ledger("lead.created:w1").held() == {}
+    # And the next attempt finds it done and does not write again
+    retry = Ledger("lead.created:w1").flush({"sequences": note("w1", "entered", calls)})
+    assert retry["sequences"].replayed and calls == ["entered"] and notes() == [("w1", "entered")]
+
+
+def test_a_failed_write_is_rolled_back_alone_and_runs_again_with_the_retry(db, notes):
+    calls = []
+
+    def half_then_fail(conn):
+        conn.execute("INSERT INTO ledger_notes VALUES ('w2', 'half')")
+        raise ValueError("sequence file has no step")
+
+    # Given a provider step done, a write that fails half-way, and a write that succeeds
+    attempt = Ledger("lead.created:w2")
+    attempt.run("email", lambda: "mandrill-2")
+    outcome = attempt.flush({"broken": half_then_fail, "sequences": note("w2", "entered", calls)})
+    # Then the failed write is reported and left nothing; the other write and the provider step are stored
+    assert isinstance(outcome["broken"], ValueError)
+    assert notes() == [("w2", "entered")]
+    assert Ledger("lead.created:w2").steps() == {"email": "mandrill-2", "sequences": None}
+    # And a retry runs only the failed write
+    retry = Ledger("lead.created:w2").flush({"broken": note("w2", "fixed", calls),
+                                              "sequences": note("w2", "entered", calls)})
+    assert not retry["broken"].replayed and retry["sequences"].replayed
+    assert calls == ["entered", "fixed"] and notes() == [("w2", "entered"), ("w2", "fixed")]
