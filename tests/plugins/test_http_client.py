@@ -120,3 +120,19 @@ def test_each_call_is_measured_by_integration_and_outcome(server):
     after = metrics.render()[0].decode()
     outcomes = ("ok", "error", "no_answer")
     assert [count(after, "measured", o) - count(before, "measured", o) for o in outcomes] == [1, 1, 1]
+
+
+def test_a_proxy_from_the_environment_is_used_and_no_proxy_is_honoured(server, monkeypatch):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with Echo() as proxy:
+        # Given an HTTP proxy in the environment when the client is built
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "")
+        # Then a request to an API goes through it (the API's host does not even resolve)
+        assert HttpClient("crm", "http://crm.example.invalid").get("/things").json()["path"] == "/things"
+        assert proxy.requests[0].headers["host"] == "crm.example.invalid"
+        # And a host in NO_PROXY is called directly
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        assert client(server).get("/things").json()["path"] == "/things"
+        assert len(proxy.requests) == 1
