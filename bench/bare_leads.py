@@ -3,7 +3,8 @@
 The same integrations (the same plugin objects, so the same HTTP clients, WhatsApp rate limiter and
 redacted log lines) are called in the same order as :func:`cep_automation.actors.leads.lead_created`
 — Mailchimp, WhatsApp to the lead, Mandrill, WhatsApp to the advisor, the CRMs, the live counter —
-after loading the lead with the same query. What is left out is what the benchmarks measure: the
+after loading the lead with the same query, and the lead enters its sequences (job logic since the
+sequences came: a plain actor does it in its own transaction). What is left out is what the benchmarks measure: the
 effects ledger, payload validation, idempotency keys, job state and progress, audit rows, dead
 letters, per-step outcomes and our retry policy. A step's exception fails the whole message, and
 Dramatiq's own ``Retries`` retries it, as a plain Dramatiq actor would.
@@ -16,7 +17,7 @@ from typing import TypeVar
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from cep_automation.actors.leads import contact_of, count_live, whatsapp_template
+from cep_automation.actors.leads import contact_of, count_live, enter_sequences, whatsapp_template
 from cep_automation.db import connection
 from cep_automation.domain.leads import load_lead
 from cep_automation.plugins.integration import Integration
@@ -62,6 +63,9 @@ def lead_created(lead_id: str) -> None:
         for crm in integrations.enabled(CRM):
             crm.upsert_lead(contact_of(lead))
     count_live(lead)
+    if lead.has_consent:
+        with connection() as conn:
+            enter_sequences(conn, lead.id)
 
 
 def make_broker(redis_url: str, namespace: str) -> RedisBroker:
