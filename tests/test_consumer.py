@@ -7,6 +7,7 @@ import threading
 import time
 
 import dramatiq
+import dramatiq.brokers.redis as dramatiq_redis
 import redis
 
 from cep_automation.broker import consumer
@@ -103,3 +104,34 @@ def test_an_entry_fetched_again_while_held_runs_once(redis_broker, redis_client)
     assert redis_client.llen(queue) == 0 and redis_client.hlen(f"{queue}.msgs") == 0
     assert not [name for name in redis_client.scan_iter(match=f"{redis_broker.namespace}:__acks__*")
                 if redis_client.zcard(name)]
+
+
+def test_a_busy_worker_fetches_as_soon_as_there_is_room_without_sleeping(redis_broker, monkeypatch):
+    """Plain Dramatiq's consumer, holding its whole prefetch, sleeps a back-off (10 ms and more) before it looks
+    again, and the worker threads run dry meanwhile; ours waits for a finished message and fetches at once."""
+    ran, lock, done, idle = [], threading.Lock(), threading.Event(), []
+    real_backoff = dramatiq_redis.compute_backoff
+
+    def backoff(*args, **kwargs):  # a consumer found nothing to hand out and sleeps this long
+        if getattr(threading.current_thread(), "queue_name", None) == "fetched":
+            idle.append(len(ran))
+        return real_backoff(*args, **kwargs)
+
+    monkeypatch.setattr(dramatiq_redis, "compute_backoff", backoff)
+
+    @dramatiq.actor(actor_name="fetched.noop", queue_name="fetched", broker=redis_broker)
+    def noop(n: int) -> None:
+        with lock:
+            ran.append(n)
+            if len(ran) >= 2000:
+                done.set()
+
+    # Given 2,000 messages waiting
+    for n in range(2000):
+        noop.send(n)
+    # When a worker with 4 threads (a prefetch of 8) runs them
+    assert all_ran(redis_broker, done)
+    # Then each ran once, and the consumer never slept while the queue still held messages (fewer than 1,992 run:
+    # at most 8 are fetched ahead)
+    assert sorted(ran) == list(range(2000))
+    assert [n for n in idle if n < 2000 - 8] == []
