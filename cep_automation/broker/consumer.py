@@ -36,9 +36,11 @@ from typing import Any
 
 import dramatiq.common
 import dramatiq.worker
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import iter_queue, q_name
 from dramatiq.errors import ActorNotFound, BrokerConnectionError
+from dramatiq.message import Message
 from dramatiq.worker import _WorkQueueItem
 
 from cep_automation import options as opt
@@ -257,8 +259,15 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         # self.consumer stays: Worker.stop requeues through it (Redis's requeue needs no open connection).
 
     def close(self) -> None:
-        """At shutdown: give the delayed messages back to their queue; a failure leaves them to the sweep."""
+        """At shutdown: give the delayed messages back to their queue, and the fetched ones not handed out yet (a
+        consumer stopped between two messages of a batch holds the rest; Dramatiq gives back its delay queue only);
+        a failure leaves them to the sweep."""
         try:
+            cache = getattr(self.consumer, "message_cache", None)
+            if cache:
+                fetched = [MessageProxy(Message.decode(data)) for data in cache if data is not None]
+                cache.clear()
+                self.requeue_messages(fetched)
             super().close()
         except Exception as exc:
             logger.warning("Could not requeue the delayed messages of %s at shutdown (%s); another worker's"
