@@ -173,10 +173,10 @@ def _upsert_into(steps: StepRunner, crm: CRM, lead: LeadView) -> Step:
 def lead_created(lead_id: str) -> dict[str, Any]:
     """Run every follow-up step of a new lead once, at once; retry only the steps that failed."""
     handle = current_job()
-    ledger = Ledger(f"lead.created:{lead_id}")
     with connection() as conn:
         lead = load_lead(conn, str(lead_id))
         if lead is not None:
+            ledger = Ledger(f"lead.created:{lead.id}")
             ledger.preload(conn)  # the steps done before, read in the lead's transaction
     if lead is None:
         raise PermanentError(f"lead {lead_id} not found")

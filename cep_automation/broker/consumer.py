@@ -270,7 +270,7 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
                 self.requeue_messages(fetched)
             super().close()
         except Exception as exc:
-            logger.warning("Could not requeue the delayed messages of %s at shutdown (%s); another worker's"
+            logger.warning("Could not requeue the delayed and fetched messages of %s at shutdown (%s); another worker's"
                            " requeue sweep will, once this worker's heartbeat is old", self.queue_name, exc)
 
 

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,11 @@ _held_writes = GroupCommit()  # every job's effects and intents: one round trip 
 
 
 Write = Callable[[psycopg.Connection[Any]], Any]  # a step done in the flush's transaction: what it returns is kept
+
+
+def _given_or_own(conn: psycopg.Connection[Any] | None) -> AbstractContextManager[psycopg.Connection[Any]]:
+    """The caller's connection (its transaction), or a pooled one in a transaction of its own."""
+    return nullcontext(conn) if conn is not None else connection()
 
 
 class _WriteFailed(Exception):
@@ -90,11 +96,9 @@ class Ledger:
         """Every recorded step of this job: one PostgreSQL query and one Redis read, the first time."""
         with self._lock:
             if self._recorded is None:
-                if conn is None:
-                    with connection() as own:
-                        rows = self._select(own)
-                else:
-                    rows = self._select(conn)
+                with _given_or_own(conn) as using:
+                    rows = using.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
+                                         (self.job_key,)).fetchall()
                 recorded = {row["step"]: _effect(row["step"], row["provider_id"], row["result"]) for row in rows}
                 held_now, self._intents = self._held_and_intents()
                 for step, held in held_now.items():
@@ -103,10 +107,6 @@ class Ledger:
                         self._unflushed[step] = held
                 self._recorded = recorded
             return self._recorded
-
-    def _select(self, conn: psycopg.Connection[Any]) -> list[Any]:
-        return conn.execute("SELECT step, provider_id, result FROM effects WHERE job_key = %s",
-                            (self.job_key,)).fetchall()
 
     def run(self, step: str, do: Callable[[], Any]) -> Effect:
         """Run ``do`` unless ``step`` already succeeded; its result (a provider id, or a dict with
@@ -350,11 +350,7 @@ class Ledger:
                 {as_text(name): float(value) for name, value in intents.items()})
 
     def _insert(self, rows: list[tuple[str, str | None, Any]], conn: psycopg.Connection[Any] | None = None) -> None:
-        if conn is None:
-            with connection() as own:
-                self._insert(rows, own)
-            return
-        with conn.cursor() as cursor:
+        with _given_or_own(conn) as using, using.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO effects (job_key, step, provider_id, result) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (job_key, step) DO NOTHING",
