@@ -30,6 +30,10 @@ import redis
 QUEUE = "leads"
 EMAILS: dict[str, str] = {}  # lead id → email, of every lead insert_leads() made in this process
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+# How long an idle consumer waits between polls: Dramatiq's default, which both `dramatiq` and `cep-automation
+# worker` run with. Shorter (the benchmarks used 50 ms until 2026-12-01) makes every idle queue of a pool poll
+# Redis 20 times a second, a cost of how many queues a worker listens to, not of how many messages it handles.
+WORKER_TIMEOUT_MS = 1000
 
 
 # A lead of insert_leads() is named in a provider call by its email, its phone or its name ("Ana García <n>").

@@ -28,6 +28,7 @@ import dramatiq
 from common import (
     EMAILS,
     QUEUE,
+    WORKER_TIMEOUT_MS,
     bench_services,
     cpu_seconds,
     insert_leads,
@@ -46,7 +47,7 @@ def pool_queues(broker: dramatiq.Broker) -> set[str] | None:
 
 
 def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, leads: int,
-          threads: int) -> dict[str, float]:
+          threads: int, worker_timeout: int = WORKER_TIMEOUT_MS) -> dict[str, float]:
     """Enqueue ``leads`` new leads, then process them all; rates per second and CPU per lead."""
     lead_ids = insert_leads(database_url, leads)
     reached_before = sandbox.done()
@@ -57,7 +58,8 @@ def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, 
     cpu_before, fakes_before = time.process_time(), cpu_seconds(sandbox.process.pid)
     # Each system's worker consumes what its pool does in production: bare its one queue, ours the automation
     # pool's queues (leads, campaigns, stats), not every queue the actors module declares.
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50, queues=pool_queues(broker))
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=worker_timeout,
+                             queues=pool_queues(broker))
     worker.start()
     begin = time.perf_counter()
     broker.join(QUEUE, timeout=600_000)

@@ -68,6 +68,22 @@ def default_error(name: str, response: requests.Response) -> Exception:
     return PermanentError(what)
 
 
+def kept_session(base_url: str, *, headers: dict[str, str] | None = None, auth: Any = None) -> requests.Session:
+    """A ``requests.Session`` for one API, kept for many requests: its connections are reused (no TCP and TLS
+    handshake per call), cookies an API sets are never sent back (every request stands alone), and the proxy and
+    CA bundle of the environment (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``…) are read once, here:
+    requests would scan ``os.environ`` twice per request (0.1 ms each call, 4% of a lead's CPU)."""
+    session = requests.Session()
+    session.headers.update(headers or {})
+    session.auth = auth
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    found = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(found["proxies"])
+    session.verify = found["verify"]
+    session.trust_env = False
+    return session
+
+
 class HttpClient:
     """A ``requests.Session`` bound to one API's base URL.
 
@@ -86,17 +102,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.classify = classify
         self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers.update(headers or {})
-        self.session.auth = auth
-        # Every request stands alone, also on a kept session: cookies an API sets are never sent back.
-        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        # The proxy and CA bundle of the environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE…) are read once,
-        # here: requests would scan os.environ twice per request (0.1 ms each call, 4% of a lead's CPU).
-        found = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
-        self.session.proxies.update(found["proxies"])
-        self.session.verify = found["verify"]
-        self.session.trust_env = False
+        self.session = kept_session(self.base_url, headers=headers, auth=auth)
         self.logger = logging.getLogger(f"cep_automation.plugins.http.{name}")
         # A client cached by a thread that has ended still closes its connections when collected.
         self._close = weakref.finalize(self, self.session.close)

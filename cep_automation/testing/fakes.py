@@ -26,6 +26,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the caller's port: requests on one kept-alive connection share it
 
     @property
     def json(self) -> Any:
@@ -52,10 +53,20 @@ class FakeServer:
         self.max_in_flight = 0  # the most requests handled at once: shows a client's concurrency
         self._scripted: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._handler = self._handler_class()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether a connection serves many requests (HTTP/1.1), as real APIs do; off (HTTP/1.0) unless set."""
+        return self._handler.protocol_version == "HTTP/1.1"
+
+    @keep_alive.setter
+    def keep_alive(self, on: bool) -> None:
+        self._handler.protocol_version = "HTTP/1.1" if on else "HTTP/1.0"
 
     @property
     def url(self) -> str:
@@ -110,7 +121,8 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 parts = urlsplit(self.path)
                 request = Recorded(self.command, parts.path, parse_qs(parts.query),
-                                   {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+                                   {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length),
+                                   self.client_address[1])
                 reply = fake._dispatch(request)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
@@ -124,7 +136,6 @@ class FakeServer:
                 self.wfile.write(raw)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
             def handle_one_request(self) -> None:
                 try:
                     super().handle_one_request()

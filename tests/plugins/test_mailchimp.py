@@ -228,3 +228,27 @@ def test_calls_share_the_accounts_connection_limit_across_threads(fake, settings
     assert fake.max_in_flight <= 3
     assert redis_client.keys("*flow:running:mailchimp*") == [] or all(
         redis_client.zcard(k) == 0 for k in redis_client.keys("*flow:running:mailchimp*"))
+
+
+def test_calls_go_on_one_kept_connection_per_thread(fake, integration):
+    # Given a Mailchimp that keeps connections open, as the real API does
+    fake.keep_alive = True
+    # When two leads are upserted (four requests) and a tag is set
+    integration.upsert_contact(ANA)
+    integration.upsert_contact(Contact(email="luis@example.com", first_name="Luis", tags=("curso-b2",)))
+    integration.tag_contact("ana@example.com", ["vip"])
+    # Then every request came on the same connection (mailchimp3 alone opens one per request: a TLS handshake each)
+    assert len(fake.requests) == 5
+    assert len({request.client_port for request in fake.requests}) == 1
+
+
+def test_a_forked_child_does_not_reuse_its_parents_connection(fake, integration, monkeypatch):
+    fake.keep_alive = True
+    integration.upsert_contact(ANA)
+    parent_client = integration._client()
+    # When the process id changes (a worker process forked after a call in the parent)
+    monkeypatch.setattr(mailchimp.os, "getpid", lambda: -1)
+    # Then the child builds its own client, on a connection of its own
+    assert integration._client() is not parent_client
+    integration.tag_contact("ana@example.com", ["vip"])
+    assert fake.requests[-1].client_port != fake.requests[0].client_port
