@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any, cast
 
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 
 from cep_automation import options as opt
@@ -29,8 +30,6 @@ HEARTBEAT_WINDOW_MS = 60_000
 
 def is_redis(broker: Any) -> bool:
     """Whether ``broker`` is Dramatiq's Redis broker, whose layout and scripts this module knows."""
-    from dramatiq.brokers.redis import RedisBroker
-
     return isinstance(broker, RedisBroker)
 
 
