@@ -43,6 +43,9 @@ LEAD_MARK = re.compile(rb"ana(\d+)@example\.com|\+?346(\d{8})|Ana Garc(?:\xc3\xa
 def _serve_sandbox(conn: Any, latency_s: float) -> None:
     """Child process: run every fake; stamp each provider call with the lead it names; answer on the pipe.
 
+    With ``BENCH_KEEP_ALIVE=1`` in the environment the fakes keep connections alive (HTTP/1.1), as real APIs do;
+    by default they close each one (HTTP/1.0), as every figure before 2026-12-01 was measured.
+
     ``stamps`` is lead email → arrival (``time.monotonic()``) of the latest call naming that lead, and
     ``calls`` lead email → how many calls named it: a lead's last provider call is in once its count stops
     growing (its steps run at once, so the CRM's POST need not be the last).
@@ -68,6 +71,7 @@ def _serve_sandbox(conn: Any, latency_s: float) -> None:
     for fake in sandbox.fakes:
         fake.handle = stamping(fake.handle)  # type: ignore[method-assign]
         fake.latency_s = latency_s
+        fake.keep_alive = bool(os.environ.get("BENCH_KEEP_ALIVE"))
     conn.send(sandbox.env())
     while (command := conn.recv()) != "stop":
         with lock:
