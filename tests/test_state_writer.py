@@ -75,6 +75,31 @@ def test_successive_records_of_a_job_in_one_batch_go_as_one_write(redis_client):
     assert redis_client.hget(key("job", "m-other"), "state") == b"active"
 
 
+def test_progress_reports_fold_into_the_jobs_record_and_alone_keep_its_retention(redis_client):
+    from cep_automation.records.state_writer import RecordWrite, merged
+
+    job, log = key("job", "m-progress"), key("job", "m-progress", "log")
+
+    def progress(percent: int) -> RecordWrite:
+        return RecordWrite(job, log, {"progress": percent}, None)
+
+    # A short job's reports wait in one batch with its states: one write, the last state's retention
+    batch = [RecordWrite(job, log, {"state": "active"}, 7200), progress(10), progress(90),
+             RecordWrite(job, log, {"state": "completed"}, 3600), progress(100)]
+    assert len(merged(batch)) == 1
+    writer = StateWriter()
+    for op in batch:
+        writer.submit(op)
+    writer.flush()
+    assert redis_client.hmget(job, "state", "progress") == [b"completed", b"100"]
+    assert 3000 < redis_client.ttl(job) <= 3600
+    # A long job's report alone in its batch: the field only, the retention as it was
+    redis_client.expire(job, 60)
+    writer.submit(progress(40))
+    writer.flush()
+    assert redis_client.hget(job, "progress") == b"40" and 0 < redis_client.ttl(job) <= 60
+
+
 def test_successive_log_lines_of_a_job_in_one_batch_go_in_order_as_one_append(redis_client):
     from cep_automation.records.state_writer import LogAppend, merged
 

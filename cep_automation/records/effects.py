@@ -82,6 +82,7 @@ class Ledger:
         self._recorded: dict[str, Effect] | None = None  # every step done, read once per job
         self._unflushed: dict[str, dict[str, Any]] = {}  # steps recorded in Redis, not yet in PostgreSQL
         self._intents: dict[str, float] = {}  # step → when an attempt started sending it (read with the steps)
+        self._timed: set[str] = set()  # Redis keys this run has given their retention: once is enough
 
     def done(self, step: str) -> Effect | None:
         """The recorded effect of ``step``, or None if it has not succeeded yet."""
@@ -200,16 +201,19 @@ class Ledger:
         recorded = self._load()
         record = {"provider_id": provider_id, "result": stored}
         held_key, intent_key, value = self._held_key(), self._intent_key(), json.dumps(record, default=str)
+        first = self._first_write(held_key)
 
         def write(pipe: Any) -> None:
             pipe.hset(held_key, step, value)
-            pipe.expire(held_key, HELD_TTL_S)
+            if first:
+                pipe.expire(held_key, HELD_TTL_S)
             if clear_intent:
                 pipe.hdel(intent_key, step)
 
         try:
             _held_writes.write(write)
         except redis.RedisError as exc:
+            self._not_written(held_key, first)
             self._write_through(step, record, exc)
         else:
             with self._lock:
@@ -218,6 +222,21 @@ class Ledger:
             recorded[step] = _effect(step, provider_id, stored)  # what any later ask sees: done before
             if clear_intent:
                 self._intents.pop(step, None)
+
+    def _first_write(self, name: str) -> bool:
+        """Whether this run writes Redis key ``name`` for the first time: that write sets its retention (an EXPIRE
+        per step was 7 of a lead's 90 Redis commands); the run lasts seconds, the retention days."""
+        with self._lock:
+            if name in self._timed:
+                return False
+            self._timed.add(name)
+            return True
+
+    def _not_written(self, name: str, first: bool) -> None:
+        """The write that was to set ``name``'s retention failed: the next one sets it."""
+        if first:
+            with self._lock:
+                self._timed.discard(name)
 
     def _write_through(self, step: str, record: dict[str, Any], cause: Exception) -> None:
         """Redis is away: the effect goes to PostgreSQL at once."""
@@ -309,12 +328,18 @@ class Ledger:
                 get_redis().hdel(self._intent_key(), step)
                 return
             intent_key = self._intent_key()
+            first = self._first_write(intent_key)
 
             def write(pipe: Any) -> None:
                 pipe.hset(intent_key, step, f"{at:.3f}")
-                pipe.expire(intent_key, HELD_TTL_S)
+                if first:
+                    pipe.expire(intent_key, HELD_TTL_S)
 
-            _held_writes.write(write)
+            try:
+                _held_writes.write(write)
+            except redis.RedisError:
+                self._not_written(intent_key, first)
+                raise
         except redis.RedisError as exc:
             if at is not None:  # without the intent a crash could not be reconciled: do not send
                 raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None

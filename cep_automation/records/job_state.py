@@ -107,8 +107,8 @@ def get_job(message_id: str) -> JobInfo | None:
 
 def record_progress(message_id: str, percent: int) -> None:
     """Store a job's progress (sent in the background)."""
-    job_key, fields = key("job", message_id), {"progress": int(percent), "updated_at": now()}
-    writer.submit(lambda pipe: pipe.hset(job_key, mapping=fields))
+    fields = {"progress": int(percent), "updated_at": now()}
+    writer.submit(RecordWrite(key("job", message_id), key("job", message_id, "log"), fields, None))
 
 
 def append_log(message_id: str, line: str) -> None:

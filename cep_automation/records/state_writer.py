@@ -30,21 +30,23 @@ Op = Callable[[Any], None]  # adds commands to a redis pipeline
 
 
 class RecordWrite:
-    """A job's state fields and retention: an operation that a later one for the same job may absorb.
+    """A job's fields and, with a state change, its retention: an operation a later one for the same job may absorb.
 
-    A short job's "active" and "completed" usually wait in the same batch; sent as one write they cost
-    Redis (and this process) half the commands.
+    A short job's "active", its progress reports and "completed" usually wait in the same batch; sent as one write
+    they cost Redis (and this process) a third of the commands. ``ttl`` None (a progress report) leaves the
+    retention as it is.
     """
 
     __slots__ = ("data", "job_key", "log_key", "ttl")
 
-    def __init__(self, job_key: str, log_key: str, data: dict[str, Any], ttl: int) -> None:
+    def __init__(self, job_key: str, log_key: str, data: dict[str, Any], ttl: int | None) -> None:
         self.job_key, self.log_key, self.data, self.ttl = job_key, log_key, data, ttl
 
     def __call__(self, pipe: Any) -> None:
         pipe.hset(self.job_key, mapping=self.data)
-        pipe.expire(self.job_key, self.ttl)
-        pipe.expire(self.log_key, self.ttl)
+        if self.ttl is not None:
+            pipe.expire(self.job_key, self.ttl)
+            pipe.expire(self.log_key, self.ttl)
 
 
 class LogAppend:
@@ -74,7 +76,8 @@ def merged(batch: list[Op]) -> list[Op]:
                 earlier = out[index]
                 out[index] = None
                 if isinstance(op, RecordWrite) and isinstance(earlier, RecordWrite):
-                    op = RecordWrite(op.job_key, op.log_key, {**earlier.data, **op.data}, op.ttl)
+                    op = RecordWrite(op.job_key, op.log_key, {**earlier.data, **op.data},
+                                     earlier.ttl if op.ttl is None else op.ttl)
                 elif isinstance(op, LogAppend) and isinstance(earlier, LogAppend):
                     op = LogAppend(op.log_key, earlier.lines + op.lines, op.keep, op.ttl)
             last[name] = len(out)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+
 import pytest
 
 from cep_automation.errors import Postponed, TransientError, Unconfirmed
@@ -171,3 +175,54 @@ def test_a_failed_write_is_rolled_back_alone_and_runs_again_with_the_retry(db, n
                                               "sequences": note("w2", "entered", calls)})
     assert not retry["broken"].replayed and retry["sequences"].replayed
     assert calls == ["entered", "fixed"] and notes() == [("w2", "entered"), ("w2", "fixed")]
+
+
+def commands_on(redis_client, name: str, action) -> list[str]:
+    """The commands Redis received on key ``name`` while ``action()`` ran (Redis's MONITOR: what really went out)."""
+    seen: list[str] = []
+    done = f"commands-on-done-{uuid.uuid4()}"
+    with redis_client.monitor() as monitor:
+        def listen() -> None:
+            for event in monitor.listen():
+                if done in event["command"]:
+                    return
+                if name in event["command"]:
+                    seen.append(event["command"].split()[0].upper())
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        time.sleep(0.2)  # MONITOR is on before the action
+        action()
+        redis_client.echo(done)
+        listener.join(timeout=10)
+    return seen
+
+
+def test_a_runs_held_effects_get_their_retention_once_and_keep_it(db, redis_client):
+    ledger = Ledger("lead.created:ttl-once")
+    held = ledger._held_key()
+
+    def three_steps() -> None:
+        for step in ("mailchimp", "confirmation_email", "crm:webhook"):
+            ledger.run(step, lambda: "id-1")
+
+    seen = commands_on(redis_client, held, three_steps)
+    assert seen.count("HSET") == 3 and seen.count("EXPIRE") == 1
+    assert 0 < redis_client.ttl(held) <= 7 * 24 * 3600
+
+
+def test_intents_get_their_retention_once_and_a_failed_write_leaves_it_to_the_next(db, redis_client):
+    ledger, provider = Ledger("lead.created:intent-ttl-once"), Provider()
+    intents = ledger._intent_key()
+
+    def two_sends() -> None:
+        for step in ("whatsapp_lead", "whatsapp_advisor"):
+            ledger.run_confirmable(step, provider.send, provider.confirmed.get, grace_s=60)
+
+    seen = commands_on(redis_client, intents, two_sends)
+    assert seen.count("HSET") == 2 and seen.count("EXPIRE") == 1
+    # A failed first write marks nothing: the next write to that key sets its retention.
+    ledger = Ledger("lead.created:intent-ttl-after-failure")
+    assert ledger._first_write(ledger._intent_key())
+    ledger._not_written(ledger._intent_key(), True)
+    assert ledger._first_write(ledger._intent_key())
