@@ -47,7 +47,7 @@ def pool_queues(broker: dramatiq.Broker) -> set[str] | None:
 
 
 def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, leads: int,
-          threads: int, worker_timeout: int = WORKER_TIMEOUT_MS) -> dict[str, float]:
+          threads: int) -> dict[str, float]:
     """Enqueue ``leads`` new leads, then process them all; rates per second and CPU per lead."""
     lead_ids = insert_leads(database_url, leads)
     reached_before = sandbox.done()
@@ -58,7 +58,7 @@ def drain(broker: dramatiq.Broker, actor: Any, sandbox: Any, database_url: str, 
     cpu_before, fakes_before = time.process_time(), cpu_seconds(sandbox.process.pid)
     # Each system's worker consumes what its pool does in production: bare its one queue, ours the automation
     # pool's queues (leads, campaigns, stats), not every queue the actors module declares.
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=worker_timeout,
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=WORKER_TIMEOUT_MS,
                              queues=pool_queues(broker))
     worker.start()
     begin = time.perf_counter()

@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -41,6 +41,7 @@ CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 30.0
 # A classifier looks at an error response and returns the exception to raise, or None for the default.
 Classifier = Callable[[requests.Response], Exception | None]
+T = TypeVar("T")
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -82,6 +83,16 @@ def kept_session(base_url: str, *, headers: dict[str, str] | None = None, auth: 
     session.verify = found["verify"]
     session.trust_env = False
     return session
+
+
+def per_thread(local: threading.local, build: Callable[[], T]) -> T:
+    """This thread's object kept in ``local``, built on first use, and again in a forked process (a child must not
+    share its parent's sockets)."""
+    value: T | None = getattr(local, "value", None)
+    if value is None or local.pid != os.getpid():
+        value = local.value = build()
+        local.pid = os.getpid()
+    return value
 
 
 class HttpClient:
@@ -208,11 +219,7 @@ class HttpIntegration(Integration):
 
     def client(self) -> HttpClient:
         """This thread's client, built on first use (and again in a forked process)."""
-        client: HttpClient | None = getattr(self._local, "client", None)
-        if client is None or self._local.pid != os.getpid():
-            client = self._local.client = self.new_client()
-            self._local.pid = os.getpid()
-        return client
+        return per_thread(self._local, self.new_client)
 
     def new_client(self) -> HttpClient:
         return HttpClient(self.client_name or self.name, self.base_url, headers=self.headers(), auth=self.auth(),
@@ -220,7 +227,7 @@ class HttpIntegration(Integration):
 
     def close(self) -> None:
         """Close this thread's client; the next call builds a new one."""
-        client: HttpClient | None = getattr(self._local, "client", None)
+        client: HttpClient | None = getattr(self._local, "value", None)
         if client is not None:
-            self._local.client = None
+            self._local.value = None
             client.close()

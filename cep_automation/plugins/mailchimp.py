@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ from cep_automation.plugins.http import (
     CONNECT_TIMEOUT_S,
     READ_TIMEOUT_S,
     kept_session,
+    per_thread,
     retry_after_seconds,
 )
 from cep_automation.plugins.kinds import Contact, EmailMarketing
@@ -234,11 +234,7 @@ class Mailchimp(EmailMarketing):
             raise PermanentError(f"mailchimp: the contact was rejected before sending: {exc}") from None
 
     def _client(self) -> MailChimp:
-        client: MailChimp | None = getattr(self._local, "client", None)
-        if client is None or self._local.pid != os.getpid():  # a forked child does not share its parent's sockets
-            client = self._local.client = self._new_client()
-            self._local.pid = os.getpid()
-        return client
+        return per_thread(self._local, self._new_client)
 
     def _new_client(self) -> MailChimp:
         _silence_mailchimp3()

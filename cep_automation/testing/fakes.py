@@ -136,6 +136,7 @@ class FakeServer:
                 self.wfile.write(raw)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
             def handle_one_request(self) -> None:
                 try:
                     super().handle_one_request()

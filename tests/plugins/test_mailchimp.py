@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 
 import pytest
 
@@ -247,7 +248,7 @@ def test_a_forked_child_does_not_reuse_its_parents_connection(fake, integration,
     integration.upsert_contact(ANA)
     parent_client = integration._client()
     # When the process id changes (a worker process forked after a call in the parent)
-    monkeypatch.setattr(mailchimp.os, "getpid", lambda: -1)
+    monkeypatch.setattr(os, "getpid", lambda: -1)
     # Then the child builds its own client, on a connection of its own
     assert integration._client() is not parent_client
     integration.tag_contact("ana@example.com", ["vip"])
