@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,6 +52,12 @@ from cep_automation.flow import fairness, priority
 RESTART_DELAY_S = 1.0
 MOVE_BATCH = 500  # due delayed messages moved to their queue per pipeline
 logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")
+_work_queues: weakref.WeakSet[Any] = weakref.WeakSet()  # each worker's queue of fetched messages, in this process
+
+
+def waiting() -> int:
+    """Messages this process has fetched that wait for a free worker thread: work is backing up here."""
+    return sum(queue.qsize() for queue in list(_work_queues))
 
 
 class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
@@ -58,6 +65,7 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _work_queues.add(self.work_queue)
         self.holding: set[str] = set()  # redis_message_id of each message fetched and not acked or nacked yet
         self._room = threading.Event()  # set when a finished message leaves room to fetch
 
@@ -291,4 +299,4 @@ def install() -> None:
     dramatiq.worker.ConsumerThread = SteadyConsumerThread  # type: ignore[misc]  # a subclass, same signature
 
 
-__all__ = ["SteadyConsumerThread", "install"]
+__all__ = ["SteadyConsumerThread", "install", "waiting"]

@@ -36,6 +36,7 @@ from psycopg.types.json import Jsonb
 from cep_automation.db import connection
 from cep_automation.db.redis_client import GroupCommit, as_text, get_redis, key
 from cep_automation.errors import Postponed, ServiceUnavailable, TransientError, Unconfirmed
+from cep_automation.records.state_writer import writer
 
 logger = logging.getLogger("cep_automation.records.effects.Ledger")
 HELD_TTL_S = 7 * 24 * 3600  # as long as a failed job's state is kept
@@ -71,6 +72,19 @@ class Effect:
 def _effect(step: str, provider_id: str | None, result: Any, *, replayed: bool = True) -> Effect:
     unconfirmed = isinstance(result, dict) and "unconfirmed" in result
     return Effect(step, provider_id, result, replayed=replayed, unconfirmed=unconfirmed)
+
+
+class HeldCleared:
+    """Drop effects from Redis once PostgreSQL has them. Sent later, by the state writer: until then a read finds
+    them in PostgreSQL first, and if it never goes (Redis away for long) the key's retention removes them."""
+
+    __slots__ = ("name", "steps")
+
+    def __init__(self, name: str, steps: list[str]) -> None:
+        self.name, self.steps = name, steps
+
+    def __call__(self, pipe: Any) -> None:
+        pipe.hdel(self.name, *self.steps)
 
 
 class Ledger:
@@ -280,11 +294,8 @@ class Ledger:
                 continue
             results.update(written)
             break
-        if pending:
-            try:
-                get_redis().hdel(self._held_key(), *pending)
-            except redis.RedisError:  # harmless: the next read finds them in PostgreSQL first
-                pass
+        if pending:  # nobody waits for this clean-up: it goes with the job state's next batch, off this thread
+            writer.submit(HeldCleared(self._held_key(), list(pending)))
         with self._lock:
             for step in pending:
                 self._unflushed.pop(step, None)
@@ -359,7 +370,8 @@ class Ledger:
         return found
 
     def held(self) -> dict[str, dict[str, Any]]:
-        """Effects recorded in Redis and not yet in PostgreSQL, by step."""
+        """Effects recorded in Redis and not yet in PostgreSQL, by step (after this process's queued clean-ups)."""
+        writer.flush()
         return self._held_and_intents()[0]
 
     def _held_and_intents(self) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:

@@ -3,7 +3,8 @@
 Every state change of every message used to cost a Redis round trip inside the worker thread,
 halving throughput. Writes are now queued in order and sent by one thread per process every
 :data:`INTERVAL_S` in a single pipeline; readers in the same process flush first, so they read
-their own writes, and other processes see a change at most one interval later.
+their own writes, and other processes see a change at most one interval later. The effects ledger sends its
+clean-up of Redis the same way (``effects.HeldCleared``): nobody waits for it either.
 """
 
 from __future__ import annotations

@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cep_automation import telemetry
+from cep_automation.broker import consumer
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.log_output import step_context
 from cep_automation.records.effects import Effect, Ledger, Write
 from cep_automation.redact import redact
+from cep_automation.runtime.fan_out import FanOut
 from cep_automation.runtime.job import JobHandle
 
 logger = logging.getLogger("cep_automation.runtime.steps.StepRunner")
@@ -27,15 +29,17 @@ POOL_THREADS = 32  # shared by every job of the process; a step waits for a thre
 
 _pool_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_fan_out: FanOut | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The process's step threads, made on first use (after a worker process forks, not before)."""
-    global _executor
+def _pool() -> tuple[ThreadPoolExecutor, FanOut]:
+    """The process's step threads and their limit, made on first use (after a worker process forks, not before)."""
+    global _executor, _fan_out
     with _pool_lock:
-        if _executor is None:
+        if _executor is None or _fan_out is None:
             _executor = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="cep-step")
-        return _executor
+            _fan_out = FanOut(POOL_THREADS, backlog=consumer.waiting)
+        return _executor, _fan_out
 
 
 class StepRunner:
@@ -96,19 +100,27 @@ class StepRunner:
 
     def concurrently(self, calls: list[Callable[[], object]], *, at_most: int = MAX_CONCURRENT_STEPS) -> None:
         """Run independent step calls (each records its own step) at once, at most ``at_most`` at a time: a job
-        then takes about as long as its slowest call, not the sum of them."""
+        then takes about as long as its slowest call, not the sum of them. While the process's CPU is busy with
+        other jobs, fewer go to step threads (:mod:`cep_automation.runtime.fan_out`): this thread runs the rest."""
         if len(calls) <= 1 or at_most <= 1:
             for call in calls:
                 call()
             return
+        executor, fan_out = _pool()
         for start in range(0, len(calls), at_most):
-            *handed, own = calls[start:start + at_most]
-            if telemetry.ACTIVE:  # a step thread's spans are children of this job's span
-                handed = [_in_context(call) for call in handed]
-            futures = [_pool().submit(call) for call in handed]
-            own()  # this thread would only wait: it runs one call itself (one hand-off fewer per job)
-            for future in futures:
-                future.result()  # a step records its own failure; an error here is a bug, and surfaces
+            batch = calls[start:start + at_most]
+            granted = fan_out.grant(len(batch) - 1)  # this thread would only wait: it runs one call itself
+            try:
+                handed = batch[:granted]
+                if telemetry.ACTIVE:  # a step thread's spans are children of this job's span
+                    handed = [_in_context(call) for call in handed]
+                futures = [executor.submit(call) for call in handed]
+                for call in batch[granted:]:
+                    call()
+                for future in futures:
+                    future.result()  # a step records its own failure; an error here is a bug, and surfaces
+            finally:
+                fan_out.release(granted)
 
     def finish(self) -> dict[str, dict[str, Any]]:
         """The outcomes, or the error that makes the job retry or die (the ledger's new effects are stored first,
