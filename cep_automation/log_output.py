@@ -77,11 +77,11 @@ def _patch(record: Any) -> None:
         record["message"] += "\n" + redact(text).rstrip("\n")
         record["exception"] = None
     extra = record["extra"]
-    for name, value in job_fields().items():
-        extra.setdefault(name, value)
     for name, value in list(extra.items()):
         if isinstance(value, str):
             extra[name] = redact(value)
+    for name, value in job_fields().items():  # our ids and names, never personal data: nothing to mask
+        extra.setdefault(name, value)
     extra.setdefault("logger", record["name"])
     shown = [f"{name}={extra[name]}" for name in FIELDS if extra.get(name) is not None]
     extra["fields"] = " | " + " ".join(shown) if shown else ""

@@ -135,3 +135,33 @@ def test_a_busy_worker_fetches_as_soon_as_there_is_room_without_sleeping(redis_b
     # at most 8 are fetched ahead)
     assert sorted(ran) == list(range(2000))
     assert [n for n in idle if n < 2000 - 8] == []
+
+
+def test_waiting_counts_fetched_messages_no_thread_has_taken_yet(redis_broker):
+    """What the step fan-out reads as a backlog: messages fetched by this process, waiting for a busy thread."""
+    release, started = threading.Event(), threading.Event()
+
+    @dramatiq.actor(actor_name="waiting.block", queue_name="waiting", broker=redis_broker)
+    def block(n: int) -> None:
+        started.set()
+        release.wait(30)
+
+    for n in range(4):
+        block.send(n)
+    worker = dramatiq.Worker(redis_broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        assert started.wait(30)
+        deadline = time.monotonic() + 10
+        while consumer.waiting() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        # One runs; Dramatiq fetches two per thread, so one more waits for the thread (the other two stay in Redis).
+        assert consumer.waiting() == 1
+        release.set()
+        redis_broker.join("waiting", timeout=30_000)
+        worker.join()
+        assert consumer.waiting() == 0
+    finally:
+        release.set()
+        worker.stop()

@@ -24,8 +24,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +74,16 @@ def _effect(step: str, provider_id: str | None, result: Any, *, replayed: bool =
     return Effect(step, provider_id, result, replayed=replayed, unconfirmed=unconfirmed)
 
 
+@dataclass(frozen=True)
+class _Riding:
+    """A step's record not yet sent: its ``write`` to the pipeline, and what to do if Redis does not take it."""
+
+    step: str
+    record: dict[str, Any]
+    write: Callable[[Any], None]
+    first: bool  # this write sets the held key's retention
+
+
 class HeldCleared:
     """Drop effects from Redis once PostgreSQL has them. Sent later, by the state writer: until then a read finds
     them in PostgreSQL first, and if it never goes (Redis away for long) the key's retention removes them."""
@@ -97,6 +107,7 @@ class Ledger:
         self._unflushed: dict[str, dict[str, Any]] = {}  # steps recorded in Redis, not yet in PostgreSQL
         self._intents: dict[str, float] = {}  # step → when an attempt started sending it (read with the steps)
         self._timed: set[str] = set()  # Redis keys this run has given their retention: once is enough
+        self._riding = threading.local()  # in batched(): this thread's records waiting for its next Redis write
 
     def done(self, step: str) -> Effect | None:
         """The recorded effect of ``step``, or None if it has not succeeded yet."""
@@ -129,6 +140,7 @@ class Ledger:
         previous = self.done(step)
         if previous is not None:
             return previous
+        self._send_riding()  # what earlier steps did is in Redis before this one acts
         try:
             result = do()
         except Unconfirmed as exc:
@@ -186,6 +198,7 @@ class Ledger:
         reference = f"{self.job_key}:{step}"
         intent = self._intent(step)
         if intent is not None:
+            self._send_riding()
             provider_id = confirm(reference)
             if provider_id is not None:
                 logger.info("Step %s of %s: an earlier attempt sent it (confirmed as %s); not sending again",
@@ -224,18 +237,89 @@ class Ledger:
             if clear_intent:
                 pipe.hdel(intent_key, step)
 
-        try:
-            _held_writes.write(write)
-        except redis.RedisError as exc:
-            self._not_written(held_key, first)
-            self._write_through(step, record, exc)
-        else:
-            with self._lock:
-                self._unflushed[step] = record
         with self._lock:
             recorded[step] = _effect(step, provider_id, stored)  # what any later ask sees: done before
             if clear_intent:
                 self._intents.pop(step, None)
+        riding = getattr(self._riding, "records", None)
+        if riding is not None:  # in batched(): it goes with this thread's next write, before its next action
+            riding.append(_Riding(step, record, write, first))
+            return
+        self._send([_Riding(step, record, write, first)])
+
+    def _send(self, records: list[_Riding], then: Callable[[Any], None] | None = None) -> None:
+        """Write ``records`` (and ``then``, e.g. the next step's intent) in one round trip. A record Redis did not
+        take goes to PostgreSQL at once; ``then``'s failure is raised."""
+        def write(pipe: Any) -> None:
+            for each in records:
+                each.write(pipe)
+            if then is not None:
+                then(pipe)
+
+        try:
+            _held_writes.write(write)
+        except redis.RedisError as exc:
+            for each in records:
+                self._not_written(self._held_key(), each.first)
+                self._write_through(each.step, each.record, exc)
+            if then is not None:
+                raise
+        else:
+            with self._lock:
+                self._unflushed.update((each.step, each.record) for each in records)
+
+    def _send_riding(self, then: Callable[[Any], None] | None = None) -> None:
+        """Send this thread's waiting records now (with ``then``, if given)."""
+        riding = getattr(self._riding, "records", None)
+        if riding:
+            self._riding.records = []
+            self._send(riding, then)
+        elif then is not None:
+            _held_writes.write(then)
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Steps run one after another in this thread: each step's record rides with this thread's next write to
+        Redis (the next step's intent) instead of a round trip of its own. None waits past this thread's next
+        call to a provider, the flush, or the end of the block."""
+        self._riding.records = []
+        try:
+            yield
+        finally:
+            try:
+                self._send_riding()
+            finally:
+                self._riding.records = None
+
+    def run_in_redis(self, step: str, write: Callable[[Any], Any]) -> Effect:
+        """A step whose effect is itself a write to Redis (a counter): ``write(pipe)`` adds its commands and returns
+        what to record. The effect and its record go in one round trip, the effect first; if Redis fails the step
+        fails (whether the effect went is unknown), as it would on its own."""
+        previous = self.done(step)
+        if previous is not None:
+            return previous
+        held_key = self._held_key()
+        first = self._first_write(held_key)
+        done: list[dict[str, Any]] = []
+
+        def effect_and_record(pipe: Any) -> None:
+            result = write(pipe)
+            record = {"provider_id": str(result), "result": {"value": result}}
+            pipe.hset(held_key, step, json.dumps(record, default=str))
+            if first:
+                pipe.expire(held_key, HELD_TTL_S)
+            done.append(record)
+
+        try:
+            self._send_riding(effect_and_record)
+        except redis.RedisError:
+            self._not_written(held_key, first)
+            raise
+        record = done[0]
+        with self._lock:
+            self._recorded[step] = _effect(step, record["provider_id"], record["result"])  # type: ignore[index]
+            self._unflushed[step] = record
+        return Effect(step, record["provider_id"], record["result"]["value"], replayed=False)
 
     def _first_write(self, name: str) -> bool:
         """Whether this run writes Redis key ``name`` for the first time: that write sets its retention (an EXPIRE
@@ -269,6 +353,7 @@ class Ledger:
         at no extra transaction. Returns each one's effect, or the exception that failed it (PostgreSQL being
         down included: the step is then retried with the job).
         """
+        self._send_riding()
         results: dict[str, Effect | Exception] = {}
         todo: dict[str, Write] = {}
         for step, write in (writes or {}).items():
@@ -347,7 +432,7 @@ class Ledger:
                     pipe.expire(intent_key, HELD_TTL_S)
 
             try:
-                _held_writes.write(write)
+                self._send_riding(write)  # earlier steps' records ride with it
             except redis.RedisError:
                 self._not_written(intent_key, first)
                 raise

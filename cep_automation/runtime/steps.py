@@ -69,6 +69,11 @@ class StepRunner:
         """Like :meth:`run`, for a send the provider confirms by our reference (see ``Ledger.run_confirmable``)."""
         return self._attempt(step, lambda: self.ledger.run_confirmable(step, send, confirm, grace_s=grace_s))
 
+    def run_in_redis(self, step: str, write: Callable[[Any], Any]) -> Effect | None:
+        """Like :meth:`run`, for a step whose effect is a write to Redis: it and its record go in one round trip
+        (``Ledger.run_in_redis``)."""
+        return self._attempt(step, lambda: self.ledger.run_in_redis(step, write))
+
     def with_flush(self, step: str, write: Write) -> None:
         """A step whose effect is a write to PostgreSQL: it runs in :meth:`finish`, in the transaction that stores
         every step's record (``Ledger.flush``), so it and its record commit together, at no extra transaction."""
@@ -115,8 +120,9 @@ class StepRunner:
                 if telemetry.ACTIVE:  # a step thread's spans are children of this job's span
                     handed = [_in_context(call) for call in handed]
                 futures = [executor.submit(call) for call in handed]
-                for call in batch[granted:]:
-                    call()
+                with self.ledger.batched():  # one after another here: each record rides with the next write
+                    for call in batch[granted:]:
+                        call()
                 for future in futures:
                     future.result()  # a step records its own failure; an error here is a bug, and surfaces
             finally:

@@ -1,0 +1,98 @@
+"""Steps run one after another in one thread: their records ride with the next write to Redis, and none waits past
+the next provider call; a counter step and its record are one round trip."""
+
+from __future__ import annotations
+
+from cep_automation.records import effects
+from cep_automation.records.effects import Ledger
+
+
+class Sends:
+    """Provider calls that check, as they act, which earlier steps Redis already holds."""
+
+    def __init__(self, redis_client, ledger: Ledger) -> None:
+        self.redis, self.ledger = redis_client, ledger
+        self.held_when_called: dict[str, set[str]] = {}
+        self.confirmed: dict[str, str] = {}
+
+    def plain(self, step: str):
+        def call() -> str:
+            self.held_when_called[step] = self._held()
+            return f"id-{step}"
+        return call
+
+    def confirmable(self, step: str):
+        def send(reference: str) -> str:
+            self.held_when_called[step] = self._held()
+            return f"wamid-{step}"
+        return send
+
+    def _held(self) -> set[str]:
+        return {name.decode() for name in self.redis.hkeys(self.ledger._held_key())}
+
+
+def run_lead_steps(ledger: Ledger, sends: Sends) -> None:
+    ledger.run("mailchimp", sends.plain("mailchimp"))
+    ledger.run_confirmable("whatsapp_lead", sends.confirmable("whatsapp_lead"), sends.confirmed.get, grace_s=60)
+    ledger.run("confirmation_email", sends.plain("confirmation_email"))
+    ledger.run_confirmable("whatsapp_advisor", sends.confirmable("whatsapp_advisor"), sends.confirmed.get, grace_s=60)
+    ledger.run("crm", sends.plain("crm"))
+
+
+def test_in_a_batch_records_ride_with_the_next_intent_and_precede_every_provider_call(db, redis_client):
+    ledger = Ledger("lead.created:batched")
+    sends = Sends(redis_client, ledger)
+    ledger.done("mailchimp")  # read the (empty) steps first: that read is not a write
+    before = effects._held_writes.round_trips
+    with ledger.batched():
+        run_lead_steps(ledger, sends)
+    # Five records and two intents in five round trips (seven one by one): the records of Mailchimp and of the
+    # email went with the intents of the WhatsApp messages after them.
+    assert effects._held_writes.round_trips - before == 5
+    # And every provider call found every earlier step already in Redis
+    assert sends.held_when_called == {
+        "mailchimp": set(), "whatsapp_lead": {"mailchimp"}, "confirmation_email": {"mailchimp", "whatsapp_lead"},
+        "whatsapp_advisor": {"mailchimp", "whatsapp_lead", "confirmation_email"},
+        "crm": {"mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor"}}
+    # The last record went when the block ended; no intent is left
+    assert set(ledger.held()) == {"mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor", "crm"}
+    assert not redis_client.hgetall(ledger._intent_key())
+
+
+def test_out_of_a_batch_each_record_is_its_own_round_trip(db, redis_client):
+    ledger = Ledger("lead.created:unbatched")
+    ledger.done("mailchimp")
+    before = effects._held_writes.round_trips
+    run_lead_steps(ledger, Sends(redis_client, ledger))
+    assert effects._held_writes.round_trips - before == 7
+
+
+def test_a_record_left_in_a_failed_block_is_still_sent(db, redis_client):
+    ledger = Ledger("lead.created:batch-raises")
+    try:
+        with ledger.batched():
+            ledger.run("mailchimp", lambda: "id-1")
+            raise RuntimeError("the job's code failed after the step")
+    except RuntimeError:
+        pass
+    assert set(ledger.held()) == {"mailchimp"}
+
+
+def test_a_redis_step_and_its_record_are_one_round_trip_and_never_repeat(db, redis_client):
+    ledger = Ledger("lead.created:counter")
+    ledger.done("live_stats")
+    name = "cep-test-counter"
+
+    def count(pipe) -> str:
+        pipe.hincrby(name, "campus-1", 1)
+        return "2026-12-01:1"
+
+    before = effects._held_writes.round_trips
+    first = ledger.run_in_redis("live_stats", count)
+    assert effects._held_writes.round_trips - before == 1
+    assert (first.provider_id, first.replayed) == ("2026-12-01:1", False)
+    # A retry of the job (a new ledger on the same key) finds it done and does not count again
+    again = Ledger("lead.created:counter").run_in_redis("live_stats", count)
+    assert again.replayed and again.provider_id == "2026-12-01:1"
+    assert redis_client.hget(name, "campus-1") == b"1"
+    redis_client.delete(name)
