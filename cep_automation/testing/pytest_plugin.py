@@ -122,9 +122,14 @@ def stub_worker(stub_broker: Any) -> Iterator[Any]:
     worker.start()
     yield worker
     worker.stop()
-    # Dramatiq leaves the stopped worker's hook on the broker: a queue declared later would get a consumer
-    # in that dead worker, which takes messages nobody processes (and StubBroker.join waits for ever).
-    stub_broker.middleware[:] = [m for m in stub_broker.middleware if getattr(m, "worker", None) is not worker]
+    detach_worker(stub_broker, worker)
+
+
+def detach_worker(broker: Any, worker: Any) -> None:
+    """Take a stopped worker's hook off ``broker``. Dramatiq leaves it there: a queue declared later would get a
+    consumer in that dead worker, which takes messages nobody processes (and ``StubBroker.join`` waits for ever).
+    Call it after ``worker.stop()`` for every worker a test makes on a shared broker."""
+    broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not worker]
 
 
 @pytest.fixture

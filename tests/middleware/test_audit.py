@@ -54,11 +54,14 @@ def test_worker_stop_flushes_the_audit(db, stub_broker):
     from dramatiq import Worker
     from sample_actors import noop
 
+    from cep_automation.testing.pytest_plugin import detach_worker
+
     worker = Worker(stub_broker, worker_timeout=100)
     worker.start()
     messages = [noop.send() for _ in range(20)]
     stub_broker.join("testing")
     worker.join()
     worker.stop()  # graceful shutdown: the writer's last batch goes out here
+    detach_worker(stub_broker, worker)  # else a queue declared by a later test gets a consumer in this dead worker
     ids = {r["message_id"] for r in db.execute("SELECT message_id FROM audit_log WHERE status = 'completed'")}
     assert {m.message_id for m in messages} <= ids
