@@ -1,6 +1,7 @@
 """Skips a delivery whose idempotency key already ran or is running elsewhere.
 
-One Redis round trip before a message (the claim); the outcome rides with the message's ack
+One Redis round trip before a message (the claim, which also reads what the job's effects ledger holds when the
+ledger's key is the idempotency key, as ``lead.created``'s is); the outcome rides with the message's ack
 (:mod:`cep_automation.broker.acks`) where the broker batches its acks on the same Redis.
 
 The key comes from the message option ``idempotency_key``; :class:`~cep_automation.runtime.actor.CepActor`
@@ -21,7 +22,7 @@ from dramatiq.middleware import SkipMessage
 from cep_automation import options as opt
 from cep_automation.broker import acks
 from cep_automation.middleware.delivery_limit import run_ttl_s
-from cep_automation.records import delivery, idempotency
+from cep_automation.records import delivery, effects, idempotency
 
 logger = logging.getLogger("cep_automation.middleware.Idempotency")
 
@@ -44,8 +45,11 @@ class Idempotency(Middleware):
         admission = delivery.take_admission(message.message_id)  # DeliveryLimit took the key in its round trip
         if admission is not None:
             blocking, shared = admission.blocking, True
-        else:
-            blocking, shared = idempotency.acquire_run(idem_key, message.message_id, run_ttl_s(broker, message)), False
+        else:  # the job's effects ledger (same key) needs what Redis holds for it: read in this round trip
+            blocking, (held, intents) = idempotency.acquire_run_reading(
+                idem_key, message.message_id, run_ttl_s(broker, message), effects.prefetch_keys(idem_key))
+            shared = False
+            effects.prefetched(idem_key, held, intents)
         if blocking is not None:
             logger.info("Skipping %s: key %r is %s by message %s", message.message_id, idem_key,
                         blocking["status"], blocking["message_id"])
@@ -64,6 +68,7 @@ class Idempotency(Middleware):
         self._release(broker, message, succeeded=False)
 
     def _release(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, succeeded: bool) -> None:
+        effects.forget_prefetched()
         with self._lock:
             shared = self._held.pop(message.message_id, None)
         if shared is None:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,28 @@ class HeldCleared:
 
     def __call__(self, pipe: Any) -> None:
         pipe.hdel(self.name, *self.steps)
+
+
+# The held effects and intents of the job this thread runs, read with its idempotency claim: (job key, held, intents).
+_prefetched: ContextVar[tuple[str, dict[Any, Any], dict[Any, Any]] | None] = ContextVar("cep_effects_prefetched",
+                                                                                        default=None)
+
+
+def prefetch_keys(job_key: str) -> list[str]:
+    """The Redis keys a ledger on ``job_key`` reads first (held effects, intents): the idempotency claim of a job
+    whose key is its ledger's reads them in its own round trip."""
+    return [key("effects", "held", job_key), key("effects", "intent", job_key)]
+
+
+def prefetched(job_key: str, held: dict[Any, Any], intents: dict[Any, Any]) -> None:
+    """What :func:`prefetch_keys` held when this thread's job claimed its run: its ledger reads this, not Redis.
+    Nothing else can write them meanwhile: the claim keeps every other run of the key out."""
+    _prefetched.set((job_key, held, intents))
+
+
+def forget_prefetched() -> None:
+    """The job ended (its ledger may not have asked): the next job on this thread must not see it."""
+    _prefetched.set(None)
 
 
 class Ledger:
@@ -442,7 +465,7 @@ class Ledger:
             logger.warning("Intent of step %s of %s not cleared (%s)", step, self.job_key, type(exc).__name__)
 
     def _intent_key(self) -> str:
-        return key("effects", "intent", self.job_key)
+        return prefetch_keys(self.job_key)[1]
 
     def steps(self) -> dict[str, str | None]:
         """Every recorded step and its provider id (in PostgreSQL, or still in Redis)."""
@@ -460,14 +483,20 @@ class Ledger:
         return self._held_and_intents()[0]
 
     def _held_and_intents(self) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
-        """Effects held in Redis by step, and unfinished attempts' intents by step: one round trip."""
-        try:
-            pipe = get_redis().pipeline(transaction=False)
-            pipe.hgetall(self._held_key())
-            pipe.hgetall(self._intent_key())
-            held, intents = pipe.execute()
-        except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
-            raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
+        """Effects held in Redis by step, and unfinished attempts' intents by step: one round trip, or none when
+        the job's idempotency claim read them already (:func:`prefetched`)."""
+        found = _prefetched.get()
+        if found is not None and found[0] == self.job_key:
+            _prefetched.set(None)
+            held, intents = found[1], found[2]
+        else:
+            try:
+                pipe = get_redis().pipeline(transaction=False)
+                pipe.hgetall(self._held_key())
+                pipe.hgetall(self._intent_key())
+                held, intents = pipe.execute()
+            except redis.RedisError as exc:  # unknown is not "none": acting now could act twice
+                raise TransientError(f"effects ledger: Redis unavailable ({type(exc).__name__})") from None
         return ({as_text(name): json.loads(value) for name, value in held.items()},
                 {as_text(name): float(value) for name, value in intents.items()})
 
@@ -480,4 +509,4 @@ class Ledger:
             )
 
     def _held_key(self) -> str:
-        return key("effects", "held", self.job_key)
+        return prefetch_keys(self.job_key)[0]

@@ -34,6 +34,21 @@ return false
 """
 
 
+# The same, and what KEYS[2] and KEYS[3] hold (hashes the job reads first): {blocking record or '', hash, hash}.
+_ACQUIRE_READING = """
+local blocking = ''
+local current = redis.call('GET', KEYS[1])
+if current then
+  local record = cjson.decode(current)
+  if record.status == 'completed' or (record.status == 'pending' and record.message_id ~= ARGV[2]) then
+    blocking = current
+  end
+end
+if blocking == '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) end
+return {blocking, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+"""
+
+
 def run_record(status: str, message_id: str) -> str:
     return json.dumps({"status": status, "message_id": message_id, "at": round(time.time(), 3)})
 
@@ -70,6 +85,16 @@ def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, 
     blocking = script(keys=[run_key(idempotency_key)],
                       args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
     return json.loads(blocking) if blocking else None
+
+
+def acquire_run_reading(idempotency_key: str, message_id: str, ttl_s: int,
+                        hashes: list[str]) -> tuple[dict[str, Any] | None, list[dict[bytes, bytes]]]:
+    """:func:`acquire_run`, reading two hashes in the same round trip (the effects ledger's first read)."""
+    script = lua(_ACQUIRE_READING, get_redis())
+    blocking, *found = script(keys=[run_key(idempotency_key), *hashes],
+                              args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
+    pairs = [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in found]
+    return (json.loads(blocking) if blocking else None), pairs
 
 
 def finish_run(idempotency_key: str, message_id: str, succeeded: bool) -> None:

@@ -1,9 +1,10 @@
-"""Steps run one after another in one thread: their records ride with the next write to Redis, and none waits past
-the next provider call; a counter step and its record are one round trip."""
+"""The effects ledger's round trips: steps run one after another in one thread ride their records with the next write
+to Redis, none waiting past the next provider call; a counter step and its record are one round trip; the first
+read comes with the job's idempotency claim."""
 
 from __future__ import annotations
 
-from cep_automation.records import effects
+from cep_automation.records import effects, idempotency
 from cep_automation.records.effects import Ledger
 
 
@@ -96,3 +97,30 @@ def test_a_redis_step_and_its_record_are_one_round_trip_and_never_repeat(db, red
     assert again.replayed and again.provider_id == "2026-12-01:1"
     assert redis_client.hget(name, "campus-1") == b"1"
     redis_client.delete(name)
+
+
+def test_the_idempotency_claim_reads_what_the_ledger_holds_and_the_ledger_asks_no_more(db, redis_client):
+    job_key = "lead.created:prefetch"
+    Ledger(job_key).run("mailchimp", lambda: "id-1")  # an earlier attempt's step, still held in Redis
+    blocking, (held, intents) = idempotency.acquire_run_reading(job_key, "msg-1", 60,
+                                                                effects.prefetch_keys(job_key))
+    assert blocking is None and set(held) == {b"mailchimp"} and intents == {}
+    effects.prefetched(job_key, held, intents)
+    # Written after the claim's read (nothing real can: the claim keeps other runs out), so only a second read sees it
+    redis_client.hset(effects.prefetch_keys(job_key)[0], "crm", '{"provider_id": "c-1", "result": {}}')
+    ledger = Ledger(job_key)
+    assert ledger.done("mailchimp").provider_id == "id-1"
+    assert ledger.done("crm") is None  # what the claim read, not a second read
+    # Read once: the next job on this thread (another ledger on the key) reads Redis itself
+    assert Ledger(job_key).done("crm").provider_id == "c-1"
+
+
+def test_a_claim_that_is_blocked_still_answers_and_a_forgotten_prefetch_is_not_used(db, redis_client):
+    job_key = "lead.created:prefetch-blocked"
+    assert idempotency.acquire_run_reading(job_key, "msg-1", 60, effects.prefetch_keys(job_key))[0] is None
+    blocking, (held, _) = idempotency.acquire_run_reading(job_key, "msg-2", 60, effects.prefetch_keys(job_key))
+    assert blocking["status"] == "pending" and blocking["message_id"] == "msg-1"
+    effects.prefetched(job_key, {}, {})
+    effects.forget_prefetched()  # the job ended without its ledger asking
+    redis_client.hset(effects.prefetch_keys(job_key)[0], "mailchimp", '{"provider_id": "id-2", "result": {}}')
+    assert Ledger(job_key).done("mailchimp").provider_id == "id-2"  # read from Redis, not the forgotten (empty) one
