@@ -17,13 +17,19 @@ from cep_automation.runtime.actor import CepActor
 from cep_automation.testing import wait_for
 
 
-def run_limited(broker, monkeypatch, *, most: int, jobs: int, threads: int) -> tuple[int, int, str]:
-    """Run ``jobs`` 5 ms jobs of one bucket under a concurrency limit of ``most``; (most running at once, slots
-    taken from Redis, the limit's name)."""
+def run_limited(broker, monkeypatch, *, most: int, jobs: int, threads: int) -> tuple[int, int, int, str]:
+    """Run ``jobs`` 5 ms jobs of one bucket under a concurrency limit of ``most``; (most running at once, times a
+    slot was asked of Redis, times Redis granted one, the limit's name)."""
     name = f"handover-{uuid.uuid4().hex[:6]}"
     takes, running, peak, lock, done = [], [0], [0], threading.Lock(), threading.Event()
     real = concurrency.take
-    monkeypatch.setattr(concurrency, "take", lambda *a, **k: takes.append(1) or real(*a, **k))
+
+    def counted(*args, **kwargs):
+        taken = real(*args, **kwargs)
+        takes.append(taken.taken)
+        return taken
+
+    monkeypatch.setattr(concurrency, "take", counted)
 
     def job(n: int) -> None:
         with lock:
@@ -47,12 +53,12 @@ def run_limited(broker, monkeypatch, *, most: int, jobs: int, threads: int) -> t
         worker.join()
     finally:
         worker.stop()
-    return peak[0], len(takes), name
+    return peak[0], len(takes), sum(takes), name
 
 
 def test_a_roomy_bucket_hands_its_slots_over(redis_broker, redis_client, monkeypatch):
     # Given a limit of 16 at once and 8 worker threads running 300 jobs of one bucket: it never binds
-    peak, takes, name = run_limited(redis_broker, monkeypatch, most=16, jobs=300, threads=8)
+    peak, takes, _, name = run_limited(redis_broker, monkeypatch, most=16, jobs=300, threads=8)
     # Then few jobs asked Redis for a slot: a finished job handed its slot to the next
     assert takes < 60
     # And the slots kept are freed in Redis soon after the work ends
@@ -62,17 +68,19 @@ def test_a_roomy_bucket_hands_its_slots_over(redis_broker, redis_client, monkeyp
 
 def test_a_limit_holds_while_slots_are_handed_over(redis_broker, redis_client, monkeypatch):
     # Given a limit of 6 at once and 8 worker threads: slots are handed over while at most 3 are held
-    peak, takes, name = run_limited(redis_broker, monkeypatch, most=6, jobs=300, threads=8)
-    # Then never more than 6 ran at once, though some jobs took a slot handed over
+    peak, _, granted, name = run_limited(redis_broker, monkeypatch, most=6, jobs=300, threads=8)
+    # Then never more than 6 ran at once, though many jobs ran on a slot handed over: Redis granted fewer slots than
+    # jobs ran (129-134 of 300 in runs of 2026-12-01). Counting every ask instead counts the postponed jobs' asks
+    # again, and how many there are is timing: 337-367 asks, which once failed this test as "367 < 300".
     assert peak <= 6
-    assert takes < 300
+    assert granted < 300
     wait_for(lambda: redis_client.zcard(concurrency.holders_key(name, "all")) == 0, timeout=30,
              what="the kept slots to be freed")
 
 
 def test_a_crowded_bucket_hands_nothing_over(redis_broker, redis_client, monkeypatch):
     # Given a limit of 1 at once: every slot taken fills its bucket
-    peak, takes, name = run_limited(redis_broker, monkeypatch, most=1, jobs=40, threads=4)
+    peak, takes, _, name = run_limited(redis_broker, monkeypatch, most=1, jobs=40, threads=4)
     # Then one ran at a time, and every job asked Redis for its slot (postponed ones asked again)
     assert peak == 1
     assert takes >= 40
