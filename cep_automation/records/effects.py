@@ -75,6 +75,13 @@ def _effect(step: str, provider_id: str | None, result: Any, *, replayed: bool =
     return Effect(step, provider_id, result, replayed=replayed, unconfirmed=unconfirmed)
 
 
+def _hold(pipe: Any, held_key: str, step: str, record: dict[str, Any], first: bool) -> None:
+    """A step's record into Redis's held effects; the run's first write there sets the key's retention."""
+    pipe.hset(held_key, step, json.dumps(record, default=str))
+    if first:
+        pipe.expire(held_key, HELD_TTL_S)
+
+
 @dataclass(frozen=True)
 class _Riding:
     """A step's record not yet sent: its ``write`` to the pipeline, and what to do if Redis does not take it."""
@@ -250,13 +257,11 @@ class Ledger:
         the step's intent in the same round trip: the effect now answers for it)."""
         recorded = self._load()
         record = {"provider_id": provider_id, "result": stored}
-        held_key, intent_key, value = self._held_key(), self._intent_key(), json.dumps(record, default=str)
+        held_key, intent_key = self._held_key(), self._intent_key()
         first = self._first_write(held_key)
 
         def write(pipe: Any) -> None:
-            pipe.hset(held_key, step, value)
-            if first:
-                pipe.expire(held_key, HELD_TTL_S)
+            _hold(pipe, held_key, step, record, first)
             if clear_intent:
                 pipe.hdel(intent_key, step)
 
@@ -328,9 +333,7 @@ class Ledger:
         def effect_and_record(pipe: Any) -> None:
             result = write(pipe)
             record = {"provider_id": str(result), "result": {"value": result}}
-            pipe.hset(held_key, step, json.dumps(record, default=str))
-            if first:
-                pipe.expire(held_key, HELD_TTL_S)
+            _hold(pipe, held_key, step, record, first)
             done.append(record)
 
         try:

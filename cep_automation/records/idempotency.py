@@ -21,21 +21,9 @@ from cep_automation.db.redis_client import as_text, get_redis, key, lua
 WINDOW_S = 24 * 3600
 FAILED_TTL_S = 3600
 
-# Take the run record if it is free, failed, or pending for this very message (a redelivery).
+# Take the run record if it is free, failed, or pending for this very message (a redelivery); and return what the
+# hashes KEYS[2..] hold (the effects ledger's first read): {blocking record or '', hash, ...}.
 _ACQUIRE = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local record = cjson.decode(current)
-  if record.status == 'completed' then return current end
-  if record.status == 'pending' and record.message_id ~= ARGV[2] then return current end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return false
-"""
-
-
-# The same, and what KEYS[2] and KEYS[3] hold (hashes the job reads first): {blocking record or '', hash, hash}.
-_ACQUIRE_READING = """
 local blocking = ''
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -45,7 +33,9 @@ if current then
   end
 end
 if blocking == '' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) end
-return {blocking, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+local reply = {blocking}
+for i = 2, #KEYS do reply[i] = redis.call('HGETALL', KEYS[i]) end
+return reply
 """
 
 
@@ -81,16 +71,13 @@ def run_key(idempotency_key: str) -> str:
 
 def acquire_run(idempotency_key: str, message_id: str, ttl_s: int) -> dict[str, Any] | None:
     """Mark the key pending for this message; None if acquired, else the record that blocks it."""
-    script = lua(_ACQUIRE, get_redis())
-    blocking = script(keys=[run_key(idempotency_key)],
-                      args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
-    return json.loads(blocking) if blocking else None
+    return acquire_run_reading(idempotency_key, message_id, ttl_s, [])[0]
 
 
 def acquire_run_reading(idempotency_key: str, message_id: str, ttl_s: int,
                         hashes: list[str]) -> tuple[dict[str, Any] | None, list[dict[bytes, bytes]]]:
-    """:func:`acquire_run`, reading two hashes in the same round trip (the effects ledger's first read)."""
-    script = lua(_ACQUIRE_READING, get_redis())
+    """:func:`acquire_run`, reading ``hashes`` in the same round trip (the effects ledger's first read)."""
+    script = lua(_ACQUIRE, get_redis())
     blocking, *found = script(keys=[run_key(idempotency_key), *hashes],
                               args=[run_record("pending", message_id), message_id, max(1, int(ttl_s))])
     pairs = [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in found]
