@@ -189,9 +189,11 @@ def lead_created(lead_id: str) -> dict[str, Any]:
     steps = StepRunner(ledger, handle)
     sequence_entry(steps, lead)
     # The provider calls do not depend on each other: they run at once, and the lead is followed up in about the
-    # time of the slowest. The live counter and its record are one local Redis round trip, in this thread.
-    steps.concurrently([*marketing_steps(steps, lead), *notice_steps(steps, lead), *crm_steps(steps, lead)])
-    steps.run_in_redis("live_stats", lambda pipe: count_live(lead, pipe))
+    # time of the slowest. The live counter and its record are one local Redis round trip, in this thread, which
+    # also carries the records of the steps this thread ran last.
+    with ledger.batched():
+        steps.concurrently([*marketing_steps(steps, lead), *notice_steps(steps, lead), *crm_steps(steps, lead)])
+        steps.run_in_redis("live_stats", lambda pipe: count_live(lead, pipe))
     handle.progress(90)
     outcomes = steps.finish()
     handle.progress(100)

@@ -41,6 +41,7 @@ from cep_automation.records.state_writer import writer
 
 logger = logging.getLogger("cep_automation.records.effects.Ledger")
 HELD_TTL_S = 7 * 24 * 3600  # as long as a failed job's state is kept
+INSERT_ROWS = 100  # effects per INSERT statement at the flush (a job has a handful)
 DATABASE_DOWN = (ServiceUnavailable, psycopg.OperationalError)
 _held_writes = GroupCommit()  # every job's effects and intents: one round trip for all the steps that just ended
 
@@ -90,6 +91,7 @@ class _Riding:
     record: dict[str, Any]
     write: Callable[[Any], None]
     first: bool  # this write sets the held key's retention
+    covered: bool  # an intent in Redis answers for the step until this arrives: the next send need not wait for it
 
 
 class HeldCleared:
@@ -170,7 +172,7 @@ class Ledger:
         previous = self.done(step)
         if previous is not None:
             return previous
-        self._send_riding()  # what earlier steps did is in Redis before this one acts
+        self._send_uncovered()  # what earlier steps did is in Redis before this one acts
         try:
             result = do()
         except Unconfirmed as exc:
@@ -249,12 +251,16 @@ class Ledger:
         except Exception:
             self._set_intent(step, None)  # it surely did not go: the next attempt sends at once
             raise
-        self._record(step, provider_id, {"value": provider_id}, clear_intent=True)
+        # The intent stays in Redis until this record replaces it: a crash before it arrives makes the retry ask the
+        # provider's confirmations, so the record may wait for this thread's next write even past a provider call.
+        self._record(step, provider_id, {"value": provider_id}, clear_intent=True, covered=True)
         return Effect(step, provider_id, provider_id, replayed=False)
 
-    def _record(self, step: str, provider_id: str | None, stored: Any, *, clear_intent: bool = False) -> None:
+    def _record(self, step: str, provider_id: str | None, stored: Any, *, clear_intent: bool = False,
+                covered: bool = False) -> None:
         """The provider has acted: note it where the next attempt will see it, before anything else (and drop
-        the step's intent in the same round trip: the effect now answers for it)."""
+        the step's intent in the same round trip: the effect now answers for it). ``covered``: until the record
+        arrives, the step's intent makes a retry ask the provider instead of acting again."""
         recorded = self._load()
         record = {"provider_id": provider_id, "result": stored}
         held_key, intent_key = self._held_key(), self._intent_key()
@@ -271,9 +277,9 @@ class Ledger:
                 self._intents.pop(step, None)
         riding = getattr(self._riding, "records", None)
         if riding is not None:  # in batched(): it goes with this thread's next write, before its next action
-            riding.append(_Riding(step, record, write, first))
+            riding.append(_Riding(step, record, write, first, covered))
             return
-        self._send([_Riding(step, record, write, first)])
+        self._send([_Riding(step, record, write, first, covered)])
 
     def _send(self, records: list[_Riding], then: Callable[[Any], None] | None = None) -> None:
         """Write ``records`` (and ``then``, e.g. the next step's intent) in one round trip. A record Redis did not
@@ -296,6 +302,17 @@ class Ledger:
             with self._lock:
                 self._unflushed.update((each.step, each.record) for each in records)
 
+    def _send_uncovered(self) -> None:
+        """Before a provider acts: send this thread's waiting records if any is not covered by an intent (all of
+        them, in that round trip); covered ones may wait for the thread's next write."""
+        riding = getattr(self._riding, "records", None)
+        if riding and not all(each.covered for each in riding):
+            self._send_riding()
+
+    def send_waiting(self) -> None:
+        """Send this thread's waiting records now (e.g. before it waits for other threads' steps)."""
+        self._send_riding()
+
     def _send_riding(self, then: Callable[[Any], None] | None = None) -> None:
         """Send this thread's waiting records now (with ``then``, if given)."""
         riding = getattr(self._riding, "records", None)
@@ -308,8 +325,12 @@ class Ledger:
     @contextmanager
     def batched(self) -> Iterator[None]:
         """Steps run one after another in this thread: each step's record rides with this thread's next write to
-        Redis (the next step's intent) instead of a round trip of its own. None waits past this thread's next
-        call to a provider, the flush, or the end of the block."""
+        Redis (the next step's intent) instead of a round trip of its own. None waits past the flush or the end of
+        the block, nor past this thread's next call to a provider unless an intent covers it (a confirmable
+        send's). Nested, the outer block is the one that ends."""
+        if getattr(self._riding, "records", None) is not None:
+            yield
+            return
         self._riding.records = []
         try:
             yield
@@ -504,12 +525,17 @@ class Ledger:
                 {as_text(name): float(value) for name, value in intents.items()})
 
     def _insert(self, rows: list[tuple[str, str | None, Any]], conn: psycopg.Connection[Any] | None = None) -> None:
-        with _given_or_own(conn) as using, using.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO effects (job_key, step, provider_id, result) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (job_key, step) DO NOTHING",
-                [(self.job_key, step, provider_id, Jsonb(result)) for step, provider_id, result in rows],
-            )
+        """One INSERT of every row (up to :data:`INSERT_ROWS`): a third less CPU than ``executemany``'s pipeline of
+        one statement per row, for the few rows a job has."""
+        with _given_or_own(conn) as using:
+            for start in range(0, len(rows), INSERT_ROWS):
+                chunk = rows[start:start + INSERT_ROWS]
+                using.execute(
+                    "INSERT INTO effects (job_key, step, provider_id, result) VALUES "
+                    + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)) + " ON CONFLICT (job_key, step) DO NOTHING",
+                    [value for step, provider_id, result in chunk
+                     for value in (self.job_key, step, provider_id, Jsonb(result))],
+                )
 
     def _held_key(self) -> str:
         return prefetch_keys(self.job_key)[0]

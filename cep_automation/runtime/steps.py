@@ -123,6 +123,8 @@ class StepRunner:
                 with self.ledger.batched():  # one after another here: each record rides with the next write
                     for call in batch[granted:]:
                         call()
+                    if futures:  # in an outer batch, the records would wait for the step threads: not that long
+                        self.ledger.send_waiting()
                 for future in futures:
                     future.result()  # a step records its own failure; an error here is a bug, and surfaces
             finally:

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from cep_automation.errors import Postponed, TransientError, Unconfirmed
+from cep_automation.records import effects
 from cep_automation.records.effects import Ledger
 
 
@@ -226,3 +227,19 @@ def test_intents_get_their_retention_once_and_a_failed_write_leaves_it_to_the_ne
     assert ledger._first_write(ledger._intent_key())
     ledger._not_written(ledger._intent_key(), True)
     assert ledger._first_write(ledger._intent_key())
+
+
+def test_a_flush_of_more_effects_than_one_insert_takes_stores_them_all_once(db):
+    # More steps than one INSERT statement carries (INSERT_ROWS): the flush splits them, and a second flush (a retry
+    # finding them held) adds nothing twice
+    ledger = Ledger("sequence.batch:many")
+    count = effects.INSERT_ROWS * 2 + 7
+    with ledger.batched():
+        for number in range(count):
+            ledger.run(f"step-{number}", lambda number=number: f"id-{number}")
+    assert ledger.flush() == {}
+    stored = Ledger("sequence.batch:many").steps()
+    assert len(stored) == count and stored["step-0"] == "id-0" and stored[f"step-{count - 1}"] == f"id-{count - 1}"
+    assert ledger.flush() == {}
+    rows = db.execute("SELECT count(*) AS n FROM effects WHERE job_key = 'sequence.batch:many'").fetchone()
+    assert rows["n"] == count

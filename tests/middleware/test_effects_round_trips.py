@@ -1,6 +1,6 @@
 """The effects ledger's round trips: steps run one after another in one thread ride their records with the next write
-to Redis, none waiting past the next provider call; a counter step and its record are one round trip; the first
-read comes with the job's idempotency claim."""
+to Redis, none waiting past the next provider call unless the step's intent answers for it meanwhile; a counter step
+and its record are one round trip; the first read comes with the job's idempotency claim."""
 
 from __future__ import annotations
 
@@ -14,21 +14,25 @@ class Sends:
     def __init__(self, redis_client, ledger: Ledger) -> None:
         self.redis, self.ledger = redis_client, ledger
         self.held_when_called: dict[str, set[str]] = {}
+        self.intents_when_called: dict[str, set[str]] = {}
         self.confirmed: dict[str, str] = {}
 
     def plain(self, step: str):
         def call() -> str:
             self.held_when_called[step] = self._held()
+            self.intents_when_called[step] = self.intents
             return f"id-{step}"
         return call
 
     def confirmable(self, step: str):
         def send(reference: str) -> str:
             self.held_when_called[step] = self._held()
+            self.intents_when_called[step] = self.intents
             return f"wamid-{step}"
         return send
 
     def _held(self) -> set[str]:
+        self.intents = {name.decode() for name in self.redis.hkeys(self.ledger._intent_key())}
         return {name.decode() for name in self.redis.hkeys(self.ledger._held_key())}
 
 
@@ -40,24 +44,54 @@ def run_lead_steps(ledger: Ledger, sends: Sends) -> None:
     ledger.run("crm", sends.plain("crm"))
 
 
-def test_in_a_batch_records_ride_with_the_next_intent_and_precede_every_provider_call(db, redis_client):
+def test_in_a_batch_records_ride_with_the_next_write_and_every_earlier_step_is_held_or_intended(db, redis_client):
     ledger = Ledger("lead.created:batched")
     sends = Sends(redis_client, ledger)
     ledger.done("mailchimp")  # read the (empty) steps first: that read is not a write
     before = effects._held_writes.round_trips
     with ledger.batched():
         run_lead_steps(ledger, sends)
-    # Five records and two intents in five round trips (seven one by one): the records of Mailchimp and of the
-    # email went with the intents of the WhatsApp messages after them.
-    assert effects._held_writes.round_trips - before == 5
-    # And every provider call found every earlier step already in Redis
+    # Five records and two intents in three round trips (seven one by one): Mailchimp's record went with the first
+    # WhatsApp intent; the email's and the first WhatsApp's with the second intent; the rest when the block ended.
+    assert effects._held_writes.round_trips - before == 3
+    # The email and the CRM acted before the WhatsApp message just before them was recorded: its intent was in
+    # Redis, so a crash then makes the retry ask WhatsApp, not send again
     assert sends.held_when_called == {
-        "mailchimp": set(), "whatsapp_lead": {"mailchimp"}, "confirmation_email": {"mailchimp", "whatsapp_lead"},
+        "mailchimp": set(), "whatsapp_lead": {"mailchimp"}, "confirmation_email": {"mailchimp"},
         "whatsapp_advisor": {"mailchimp", "whatsapp_lead", "confirmation_email"},
-        "crm": {"mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor"}}
-    # The last record went when the block ended; no intent is left
+        "crm": {"mailchimp", "whatsapp_lead", "confirmation_email"}}
+    assert sends.intents_when_called["confirmation_email"] == {"whatsapp_lead"}
+    assert sends.intents_when_called["crm"] == {"whatsapp_advisor"}
+    # So every provider call found every earlier step held or intended
+    order = ["mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor", "crm"]
+    for index, step in enumerate(order):
+        assert set(order[:index]) <= sends.held_when_called[step] | sends.intents_when_called[step]
+    # The last records went when the block ended; no intent is left
     assert set(ledger.held()) == {"mailchimp", "whatsapp_lead", "confirmation_email", "whatsapp_advisor", "crm"}
     assert not redis_client.hgetall(ledger._intent_key())
+
+
+def test_a_record_no_intent_covers_goes_before_the_next_provider_call(db, redis_client):
+    ledger = Ledger("lead.created:uncovered")
+    sends = Sends(redis_client, ledger)
+    ledger.done("mailchimp")
+    with ledger.batched():
+        ledger.run("confirmation_email", sends.plain("confirmation_email"))
+        ledger.run("crm", sends.plain("crm"))
+    assert sends.held_when_called["crm"] == {"confirmation_email"}
+
+
+def test_nested_blocks_send_when_the_outer_one_ends(db, redis_client):
+    ledger = Ledger("lead.created:nested")
+    ledger.done("mailchimp")
+    before = effects._held_writes.round_trips
+    with ledger.batched():
+        with ledger.batched():
+            ledger.run("mailchimp", lambda: "id-1")
+        assert effects._held_writes.round_trips == before  # still waiting for this thread's next write
+        ledger.run_in_redis("live_stats", lambda pipe: "2026-12-01:1")
+    assert effects._held_writes.round_trips - before == 1
+    assert set(ledger.held()) == {"mailchimp", "live_stats"}
 
 
 def test_out_of_a_batch_each_record_is_its_own_round_trip(db, redis_client):
