@@ -9,6 +9,7 @@ _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za
 # bare 34 prefix WhatsApp writes (34612345678); dates and ids
 # (no +, not starting with 6-9 or not 9 digits) are left alone.
 _PHONE = re.compile(r"(?<![\w+])(\+\d{1,3}(?:[ \-]?\d){7,12}|(?:34)?[6789]\d{2}(?:[ \-]?\d{3}){2})(?![\w])")
+_PHONE_START = re.compile(r"\+\d|[6789]\d\d")  # what every match of _PHONE contains: a cheap test before it
 _SECRET_PARAM = re.compile(r"((?:access_token|token|key|api_key|apikey|secret|password)=)[^&\s\"']+", re.I)
 _BEARER = re.compile(r"(Bearer|OAuth|Zoho-oauthtoken|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I)
 
@@ -29,8 +30,18 @@ def mask_phone(phone: str) -> str:
 
 
 def redact(text: str) -> str:
-    """Mask every email, phone number, bearer token and secret query parameter in ``text``."""
-    text = _SECRET_PARAM.sub(r"\1***", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: mask_phone(m.group(1)), text)
+    """Mask every email, phone number, bearer token and secret query parameter in ``text``.
+
+    Each pattern runs only where what it needs is present (an ``=``, a scheme's name, an ``@``, the start of a
+    phone number): most log lines have none of them, and four regular expressions over every line and argument
+    were a third of a log line's cost."""
+    if "=" in text:
+        text = _SECRET_PARAM.sub(r"\1***", text)
+    folded = text.casefold()  # as the pattern's IGNORECASE matches ("BAſIC" too)
+    if "bearer" in folded or "oauth" in folded or "basic" in folded:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    if _PHONE_START.search(text):
+        text = _PHONE.sub(lambda m: mask_phone(m.group(1)), text)
+    return text

@@ -28,3 +28,26 @@ def test_mask_helpers():
     assert mask_email("Ana@Example.com") == "A***@Example.com"
     assert mask_phone("+34600123456") == "+34******456"
     assert mask_phone("12") == "***"
+
+
+def redact_unguarded(text: str) -> str:
+    """The four patterns over every text, as redact() did before its cheap tests."""
+    from cep_automation import redact as module
+
+    text = module._SECRET_PARAM.sub(r"\1***", text)
+    text = module._BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+    text = module._EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    return module._PHONE.sub(lambda m: mask_phone(m.group(1)), text)
+
+
+def test_the_cheap_tests_before_each_pattern_never_change_what_is_masked():
+    import random
+
+    pieces = ["ana.garcia@example.com", "+34 600 123 456", "600123456", "34612345678", "+1 2 3 4 5 6 7 8 9",
+              "access_token=EAAG", "KEY=abc", "Bearer abc.def", "BAſIC Zm9v", "Zoho-oauthtoken 1000.x", "oauth  t",
+              "2026-11-25", "612 ms", "6379", "+", "@", "=", "7", "x@y.es", "PUT /3.0/lists/x/members/fa95fc1c",
+              "→ 200 in 3 ms", "ñandú", " ", "-", "wamid.HBgL", "basic", "99 999 999", "+34-600-123-456"]
+    rng = random.Random(1201)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) + rng.choice(["", " ", "&", "/", "'"]) for _ in range(rng.randint(1, 6)))
+        assert redact(text) == redact_unguarded(text), text
