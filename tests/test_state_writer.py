@@ -57,15 +57,16 @@ def test_late_queued_record_does_not_override_a_later_state(redis_client):
 
 
 def test_successive_records_of_a_job_in_one_batch_go_as_one_write(redis_client):
-    from cep_automation.records.state_writer import RecordWrite, merged
+    from cep_automation.records.state_writer import JobWrite, merged
 
     writer = StateWriter()
-    first = RecordWrite(key("job", "m-merge"), key("job", "m-merge", "log"), {"state": "active", "attempt": 1}, 60)
+    first = JobWrite(key("job", "m-merge"), key("job", "m-merge", "log"), data={"state": "active", "attempt": 1},
+                     ttl=60)
     progress = lambda pipe: pipe.hset(key("job", "m-merge"), mapping={"progress": 50})  # noqa: E731
-    last = RecordWrite(key("job", "m-merge"), key("job", "m-merge", "log"), {"state": "completed"}, 3600)
-    other = RecordWrite(key("job", "m-other"), key("job", "m-other", "log"), {"state": "active"}, 60)
+    last = JobWrite(key("job", "m-merge"), key("job", "m-merge", "log"), data={"state": "completed"}, ttl=3600)
+    other = JobWrite(key("job", "m-other"), key("job", "m-other", "log"), data={"state": "active"}, ttl=60)
     batch = [first, other, progress, last]
-    assert [type(op).__name__ for op in merged(batch)] == ["RecordWrite", "function", "RecordWrite"]
+    assert [type(op).__name__ for op in merged(batch)] == ["JobWrite", "function", "JobWrite"]
     for op in batch:
         writer.submit(op)
     writer.flush()
@@ -76,16 +77,16 @@ def test_successive_records_of_a_job_in_one_batch_go_as_one_write(redis_client):
 
 
 def test_progress_reports_fold_into_the_jobs_record_and_alone_keep_its_retention(redis_client):
-    from cep_automation.records.state_writer import RecordWrite, merged
+    from cep_automation.records.state_writer import JobWrite, merged
 
     job, log = key("job", "m-progress"), key("job", "m-progress", "log")
 
-    def progress(percent: int) -> RecordWrite:
-        return RecordWrite(job, log, {"progress": percent}, None)
+    def progress(percent: int) -> JobWrite:
+        return JobWrite(job, log, data={"progress": percent})
 
     # A short job's reports wait in one batch with its states: one write, the last state's retention
-    batch = [RecordWrite(job, log, {"state": "active"}, 7200), progress(10), progress(90),
-             RecordWrite(job, log, {"state": "completed"}, 3600), progress(100)]
+    batch = [JobWrite(job, log, data={"state": "active"}, ttl=7200), progress(10), progress(90),
+             JobWrite(job, log, data={"state": "completed"}, ttl=3600), progress(100)]
     assert len(merged(batch)) == 1
     writer = StateWriter()
     for op in batch:
@@ -101,16 +102,45 @@ def test_progress_reports_fold_into_the_jobs_record_and_alone_keep_its_retention
 
 
 def test_successive_log_lines_of_a_job_in_one_batch_go_in_order_as_one_append(redis_client):
-    from cep_automation.records.state_writer import LogAppend, merged
+    from cep_automation.records.state_writer import JobWrite, merged
 
-    log = key("job", "m-lines", "log")
-    batch = [LogAppend(log, [f"line {n}"], 3, 60) for n in range(5)]
+    job, log = key("job", "m-lines"), key("job", "m-lines", "log")
+    batch = [JobWrite(job, log, lines=[f"line {n}"], keep=3, log_ttl=60) for n in range(5)]
     assert len(merged(batch)) == 1
     writer = StateWriter()
     for op in batch:
         writer.submit(op)
     writer.flush()
     assert [x.decode() for x in redis_client.lrange(log, 0, -1)] == ["line 2", "line 3", "line 4"]
+    assert 0 < redis_client.ttl(log) <= 60 and not redis_client.exists(job)  # lines alone: no record made
+    # Later batches keep trimming to the last three
+    writer.submit(JobWrite(job, log, lines=["line 5", "line 6"], keep=3, log_ttl=60))
+    writer.flush()
+    assert [x.decode() for x in redis_client.lrange(log, 0, -1)] == ["line 4", "line 5", "line 6"]
+
+
+def test_a_jobs_state_lines_and_progress_in_one_batch_are_one_command_with_the_states_retention(redis_client):
+    from cep_automation.records.state_writer import JobWrite, merged
+
+    job, log = key("job", "m-whole"), key("job", "m-whole", "log")
+    batch = [JobWrite(job, log, data={"state": "active"}, ttl=7 * 24 * 3600),
+             JobWrite(job, log, data={"progress": 10}),
+             JobWrite(job, log, lines=["mailchimp: success"], log_ttl=7 * 24 * 3600),
+             JobWrite(job, log, lines=["crm:webhook: success"], log_ttl=7 * 24 * 3600),
+             JobWrite(job, log, data={"state": "completed", "progress": 100}, ttl=3600)]
+    ops = merged(batch)
+    assert len(ops) == 1
+    pipe = redis_client.pipeline(transaction=False)
+    ops[0](pipe)
+    assert len(pipe) == 1  # one script call, not HSET, EXPIRE, EXPIRE, RPUSH, LTRIM, EXPIRE
+    writer = StateWriter()
+    for op in batch:
+        writer.submit(op)
+    writer.flush()
+    assert redis_client.hmget(job, "state", "progress") == [b"completed", b"100"]
+    assert [x.decode() for x in redis_client.lrange(log, 0, -1)] == ["mailchimp: success", "crm:webhook: success"]
+    # The completed job's retention holds for its record and its log, though lines came after "active"
+    assert 3000 < redis_client.ttl(job) <= 3600 and 3000 < redis_client.ttl(log) <= 3600
 
 
 def test_a_script_redis_forgot_is_loaded_again_and_the_batch_written(redis_client):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cep_automation.db.redis_client import as_text, evalsha, get_redis, key, lua
-from cep_automation.records.state_writer import LogAppend, RecordWrite, writer
+from cep_automation.records.state_writer import JobWrite, writer
 
 KEEP_COMPLETED_S = 24 * 3600
 KEEP_FAILED_S = 7 * 24 * 3600
@@ -54,7 +54,7 @@ def record(message_id: str, state: str, *, only_if_new: bool = False, **fields: 
     job_key, log_key = key("job", message_id), key("job", message_id, "log")
 
     if not only_if_new:
-        writer.submit(RecordWrite(job_key, log_key, data, ttl))
+        writer.submit(JobWrite(job_key, log_key, data=data, ttl=ttl))
         return
 
     def create(pipe: Any) -> None:  # by hash (EVALSHA): the script's text is not sent with every job
@@ -108,15 +108,14 @@ def get_job(message_id: str) -> JobInfo | None:
 def record_progress(message_id: str, percent: int) -> None:
     """Store a job's progress (sent in the background)."""
     fields = {"progress": int(percent), "updated_at": now()}
-    writer.submit(RecordWrite(key("job", message_id), key("job", message_id, "log"), fields, None))
+    writer.submit(JobWrite(key("job", message_id), key("job", message_id, "log"), data=fields))
 
 
 def append_log(message_id: str, line: str) -> None:
     """Append one timestamped line to a job's log, keeping the last :data:`MAX_LOG_LINES`."""
-    log_key = key("job", message_id, "log")
     entry = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {line}"
-
-    writer.submit(LogAppend(log_key, [entry], MAX_LOG_LINES, KEEP_FAILED_S))
+    writer.submit(JobWrite(key("job", message_id), key("job", message_id, "log"), lines=[entry], keep=MAX_LOG_LINES,
+                           log_ttl=KEEP_FAILED_S))
 
 
 def _job_keys(limit: int, count: int = 500) -> list[bytes]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from cep_automation.db.redis_client import execute_loading, get_redis
+from cep_automation.db.redis_client import evalsha, execute_loading, get_redis, lua
 
 logger = logging.getLogger("cep_automation.records.state_writer.StateWriter")
 INTERVAL_S = 0.05
@@ -30,58 +30,71 @@ MAX_QUEUED = 100_000
 Op = Callable[[Any], None]  # adds commands to a redis pipeline
 
 
-class RecordWrite:
-    """A job's fields and, with a state change, its retention: an operation a later one for the same job may absorb.
+# One job's fields, log lines and retention in one command: the same writes as HSET, EXPIRE x2, RPUSH, LTRIM and
+# EXPIRE were ~16 commands a lead in this thread, each packed and parsed by redis-py. KEYS: the job's hash, its log.
+# ARGV: the retention of a state change ('' for none), the log's retention for lines alone, the lines to keep, the
+# number of field and value items, those items, then the lines.
+_JOB_WRITE = """
+local n = tonumber(ARGV[4])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
+local lines = #ARGV > 4 + n
+if lines then
+  local keep = tonumber(ARGV[3])
+  if redis.call('RPUSH', KEYS[2], unpack(ARGV, 5 + n)) > keep then redis.call('LTRIM', KEYS[2], -keep, -1) end
+end
+if ARGV[1] ~= '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+elseif lines and ARGV[2] ~= '' then
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 0
+"""
 
-    A short job's "active", its progress reports and "completed" usually wait in the same batch; sent as one write
-    they cost Redis (and this process) a third of the commands. ``ttl`` None (a progress report) leaves the
-    retention as it is.
+
+class JobWrite:
+    """A job's fields, log lines and, with a state change, its retention: an operation a later one for the same job
+    absorbs.
+
+    A short job's "active", its progress reports, its step lines and "completed" usually wait in the same batch;
+    sent as one script call they cost this process one command instead of a dozen. ``ttl`` None (a progress report,
+    a log line) leaves the record's retention as it is; lines alone give the log ``log_ttl``. Only the last ``keep``
+    lines are kept.
     """
 
-    __slots__ = ("data", "job_key", "log_key", "ttl")
+    __slots__ = ("data", "job_key", "keep", "lines", "log_key", "log_ttl", "ttl")
 
-    def __init__(self, job_key: str, log_key: str, data: dict[str, Any], ttl: int | None) -> None:
-        self.job_key, self.log_key, self.data, self.ttl = job_key, log_key, data, ttl
+    def __init__(self, job_key: str, log_key: str, *, data: dict[str, Any] | None = None, ttl: int | None = None,
+                 lines: list[str] | None = None, keep: int = 1000, log_ttl: int | None = None) -> None:
+        self.job_key, self.log_key, self.data, self.ttl = job_key, log_key, data or {}, ttl
+        self.lines, self.keep, self.log_ttl = lines or [], keep, log_ttl
 
-    def __call__(self, pipe: Any) -> None:
-        pipe.hset(self.job_key, mapping=self.data)
-        if self.ttl is not None:
-            pipe.expire(self.job_key, self.ttl)
-            pipe.expire(self.log_key, self.ttl)
-
-
-class LogAppend:
-    """Lines for a job's log, kept to its last ``keep`` lines: successive appends in a batch go as one."""
-
-    __slots__ = ("keep", "lines", "log_key", "ttl")
-
-    def __init__(self, log_key: str, lines: list[str], keep: int, ttl: int) -> None:
-        self.log_key, self.lines, self.keep, self.ttl = log_key, lines, keep, ttl
+    def absorbing(self, earlier: JobWrite) -> JobWrite:
+        """This write after ``earlier`` (same job), as one: fields of the later win, lines in order."""
+        return JobWrite(self.job_key, self.log_key, data={**earlier.data, **self.data},
+                        ttl=earlier.ttl if self.ttl is None else self.ttl, lines=earlier.lines + self.lines,
+                        keep=self.keep, log_ttl=earlier.log_ttl if self.log_ttl is None else self.log_ttl)
 
     def __call__(self, pipe: Any) -> None:
-        pipe.rpush(self.log_key, *self.lines)
-        pipe.ltrim(self.log_key, -self.keep, -1)
-        pipe.expire(self.log_key, self.ttl)
+        items = [item for pair in self.data.items() for item in pair]
+        evalsha(pipe, lua(_JOB_WRITE), [self.job_key, self.log_key],
+                ["" if self.ttl is None else self.ttl, self.log_ttl or self.ttl or "", self.keep, len(items), *items,
+                 *self.lines[-self.keep:]])
 
 
 def merged(batch: list[Op]) -> list[Op]:
-    """The batch with each job's successive :class:`RecordWrite` (fields: last one wins) and :class:`LogAppend`
-    (lines in order) folded into the last of them; other operations stay where they were."""
+    """The batch with each job's successive :class:`JobWrite` folded into the last of them; other operations stay
+    where they were."""
     out: list[Op | None] = []
-    last: dict[tuple[type, str], int] = {}
+    last: dict[str, int] = {}
     for op in batch:
-        if isinstance(op, (RecordWrite, LogAppend)):
-            name = (type(op), op.job_key if isinstance(op, RecordWrite) else op.log_key)
-            index = last.get(name)
+        if isinstance(op, JobWrite):
+            index = last.get(op.job_key)
             if index is not None:
                 earlier = out[index]
                 out[index] = None
-                if isinstance(op, RecordWrite) and isinstance(earlier, RecordWrite):
-                    op = RecordWrite(op.job_key, op.log_key, {**earlier.data, **op.data},
-                                     earlier.ttl if op.ttl is None else op.ttl)
-                elif isinstance(op, LogAppend) and isinstance(earlier, LogAppend):
-                    op = LogAppend(op.log_key, earlier.lines + op.lines, op.keep, op.ttl)
-            last[name] = len(out)
+                op = op.absorbing(earlier)  # type: ignore[arg-type]
+            last[op.job_key] = len(out)
         out.append(op)
     return [op for op in out if op is not None]
 
