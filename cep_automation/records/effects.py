@@ -14,8 +14,9 @@ The gap left — a crash, or a timeout, between the provider's acting and the re
 providers that confirm sends (:meth:`Ledger.run_confirmable`): an *intent* is written to Redis before the
 send (``{namespace}:effects:intent:<job key>``), and an attempt that finds one asks the provider's
 confirmations (:mod:`cep_automation.records.confirmations`) before it sends again, waiting up to a grace
-period for one to arrive. Providers with their own idempotency (Mailchimp's upsert, the CRM webhook's key)
-need neither.
+period for one to arrive. Since the intent answers for such a step until its record replaces it, that record may
+wait for the thread's next write even past another provider call (:meth:`Ledger.batched`). Providers with their
+own idempotency (Mailchimp's upsert, the CRM webhook's key) need neither.
 """
 
 from __future__ import annotations
