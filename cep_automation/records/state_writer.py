@@ -32,15 +32,16 @@ Op = Callable[[Any], None]  # adds commands to a redis pipeline
 
 # One job's fields, log lines and retention in one command: the same writes as HSET, EXPIRE x2, RPUSH, LTRIM and
 # EXPIRE were ~16 commands a lead in this thread, each packed and parsed by redis-py. KEYS: the job's hash, its log.
-# ARGV: the retention of a state change ('' for none), the log's retention for lines alone, the lines to keep, the
-# number of field and value items, those items, then the lines.
+# ARGV: the retention of a state change ('' for none), the log's retention for lines alone, the lines to keep (0: all),
+# the number of field and value items, those items, then the lines.
 _JOB_WRITE = """
 local n = tonumber(ARGV[4])
 if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + n)) end
 local lines = #ARGV > 4 + n
 if lines then
   local keep = tonumber(ARGV[3])
-  if redis.call('RPUSH', KEYS[2], unpack(ARGV, 5 + n)) > keep then redis.call('LTRIM', KEYS[2], -keep, -1) end
+  local length = redis.call('RPUSH', KEYS[2], unpack(ARGV, 5 + n))
+  if keep > 0 and length > keep then redis.call('LTRIM', KEYS[2], -keep, -1) end
 end
 if ARGV[1] ~= '' then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -59,13 +60,13 @@ class JobWrite:
     A short job's "active", its progress reports, its step lines and "completed" usually wait in the same batch;
     sent as one script call they cost this process one command instead of a dozen. ``ttl`` None (a progress report,
     a log line) leaves the record's retention as it is; lines alone give the log ``log_ttl``. Only the last ``keep``
-    lines are kept.
+    lines are kept (None: the lines' writes say; with none, no limit).
     """
 
     __slots__ = ("data", "job_key", "keep", "lines", "log_key", "log_ttl", "ttl")
 
     def __init__(self, job_key: str, log_key: str, *, data: dict[str, Any] | None = None, ttl: int | None = None,
-                 lines: list[str] | None = None, keep: int = 1000, log_ttl: int | None = None) -> None:
+                 lines: list[str] | None = None, keep: int | None = None, log_ttl: int | None = None) -> None:
         self.job_key, self.log_key, self.data, self.ttl = job_key, log_key, data or {}, ttl
         self.lines, self.keep, self.log_ttl = lines or [], keep, log_ttl
 
@@ -73,13 +74,14 @@ class JobWrite:
         """This write after ``earlier`` (same job), as one: fields of the later win, lines in order."""
         return JobWrite(self.job_key, self.log_key, data={**earlier.data, **self.data},
                         ttl=earlier.ttl if self.ttl is None else self.ttl, lines=earlier.lines + self.lines,
-                        keep=self.keep, log_ttl=earlier.log_ttl if self.log_ttl is None else self.log_ttl)
+                        keep=earlier.keep if self.keep is None else self.keep,
+                        log_ttl=earlier.log_ttl if self.log_ttl is None else self.log_ttl)
 
     def __call__(self, pipe: Any) -> None:
         items = [item for pair in self.data.items() for item in pair]
         evalsha(pipe, lua(_JOB_WRITE), [self.job_key, self.log_key],
-                ["" if self.ttl is None else self.ttl, self.log_ttl or self.ttl or "", self.keep, len(items), *items,
-                 *self.lines[-self.keep:]])
+                ["" if self.ttl is None else self.ttl, self.log_ttl or "", self.keep or 0, len(items),
+                 *items, *(self.lines[-self.keep:] if self.keep else self.lines)])
 
 
 def merged(batch: list[Op]) -> list[Op]:
