@@ -46,16 +46,32 @@ def step_context(step: str, message_id: str | None = None) -> Iterator[None]:
 
 
 def job_fields() -> dict[str, Any]:
-    """The running job's fields in this thread: message id, job, queue, attempt, step."""
+    """The running job's fields in this thread: message id, job, queue, attempt, step (do not change the dict)."""
+    return _fields_and_suffix()[0]
+
+
+def _fields_and_suffix() -> tuple[dict[str, Any], str]:
+    """The job's fields and their text suffix, made once per delivery and step in each thread: a job writes a
+    dozen lines, and each used to rebuild both."""
     from dramatiq.middleware import CurrentMessage
 
+    message, step = CurrentMessage.get_current_message(), _step.get()
+    cached = getattr(_seen, "fields", None)
+    if cached is not None and cached[0] is message and cached[1] is step:
+        return cached[2], cached[3]
     fields: dict[str, Any] = {}
-    message = CurrentMessage.get_current_message()
     if message is not None:
         fields.update(message_id=message.message_id, job=message.actor_name, queue=message.queue_name,
                       attempt=_attempt(message, message.options.get("retries", 0) + 1))
-    fields.update(_step.get() or {})
-    return fields
+    fields.update(step or {})
+    suffix = _suffix(fields)
+    _seen.fields = (message, step, fields, suffix)  # holding them keeps their ids from being reused
+    return fields, suffix
+
+
+def _suffix(fields: dict[str, Any]) -> str:
+    shown = [f"{name}={fields[name]}" for name in FIELDS if fields.get(name) is not None]
+    return " | " + " ".join(shown) if shown else ""
 
 
 def _attempt(message: Any, counted: int) -> int:
@@ -80,11 +96,12 @@ def _patch(record: Any) -> None:
     for name, value in list(extra.items()):
         if isinstance(value, str):
             extra[name] = redact(value)
-    for name, value in job_fields().items():  # our ids and names, never personal data: nothing to mask
+    fields, suffix = _fields_and_suffix()
+    own = [name for name in FIELDS if name in extra]  # a line may bind its own (a step's thread, a test)
+    for name, value in fields.items():  # our ids and names, never personal data: nothing to mask
         extra.setdefault(name, value)
     extra.setdefault("logger", record["name"])
-    shown = [f"{name}={extra[name]}" for name in FIELDS if extra.get(name) is not None]
-    extra["fields"] = " | " + " ".join(shown) if shown else ""
+    extra["fields"] = _suffix(extra) if own else suffix
 
 
 def _json_line(message: Any) -> None:

@@ -70,3 +70,40 @@ def test_a_worker_logs_json_with_the_jobs_fields_and_nothing_per_successful_job(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_each_line_carries_the_fields_of_its_own_delivery_and_step(capsys):
+    """The fields are kept per thread between lines: a new step, a new delivery or a field a line binds itself
+    must still show, and the attempt stays the one first seen for the delivery."""
+    import logging
+
+    import dramatiq
+    from dramatiq.middleware import CurrentMessage
+
+    from cep_automation import log_output
+
+    log_output.configure(as_json=False)
+    log = logging.getLogger("cep_automation.fields_test")
+    log.setLevel(logging.INFO)
+    first = dramatiq.Message(queue_name="leads", actor_name="lead.created", args=(), kwargs={}, options={})
+    second = dramatiq.Message(queue_name="stats", actor_name="stats.rollup", args=(), kwargs={},
+                              options={"retries": 2})
+    try:
+        CurrentMessage._MESSAGE.set(first)
+        with log_output.step_context("mailchimp"):
+            log.info("one")
+        first.options["retries"] = 1  # the retry logic counted the failure: this delivery's lines keep attempt 1
+        with log_output.step_context("whatsapp_lead"):
+            log.info("two")
+            log_output.logger.bind(step="own").info("three")
+        CurrentMessage._MESSAGE.set(second)
+        log.info("four")
+    finally:
+        CurrentMessage._MESSAGE.set(None)
+        log_output.configure(as_json=False)
+    lines = {line.split("] ")[-1].split(" | ")[0]: line.split(" | ", 1)[1] for line in capsys.readouterr().err
+             .splitlines() if " | message_id=" in line}
+    assert lines["one"] == f"message_id={first.message_id} job=lead.created queue=leads attempt=1 step=mailchimp"
+    assert lines["two"] == f"message_id={first.message_id} job=lead.created queue=leads attempt=1 step=whatsapp_lead"
+    assert lines["three"].endswith("attempt=1 step=own")
+    assert lines["four"] == f"message_id={second.message_id} job=stats.rollup queue=stats attempt=3"

@@ -48,6 +48,7 @@ from cep_automation import options as opt
 from cep_automation.broker import acks
 from cep_automation.db.redis_client import evalsha, execute_loading
 from cep_automation.flow import fairness, priority
+from cep_automation.records.state_writer import writer as state_writer
 
 RESTART_DELAY_S = 1.0
 MOVE_BATCH = 500  # due delayed messages moved to their queue per pipeline
@@ -59,6 +60,8 @@ def waiting() -> int:
     """Messages this process has fetched that wait for a free worker thread: work is backing up here."""
     return sum(queue.qsize() for queue in list(_work_queues))
 
+
+state_writer.backlog = waiting  # backed up, the job-state writes wait longer and merge
 
 class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
     """Dramatiq's consumer thread with the outage faults fixed (see the module docstring)."""
