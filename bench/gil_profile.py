@@ -132,8 +132,8 @@ def main() -> int:
         return 2
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gil-profile-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in workdir.glob("*.ready"), workdir.glob("*.done"), workdir.glob("*.go"):
-        for path in stale:
+    for path in workdir.iterdir():  # a kept directory's last run must not look ready or done
+        if path.suffix in (".ready", ".done", ".go", ".tmp"):
             path.unlink()
     paths = {which: record(which, args, spy, workdir) for which in ("bare", "ours")}
     report(paths, args)

@@ -45,14 +45,9 @@ def step_context(step: str, message_id: str | None = None) -> Iterator[None]:
         _step.reset(token)
 
 
-def job_fields() -> dict[str, Any]:
-    """The running job's fields in this thread: message id, job, queue, attempt, step (do not change the dict)."""
-    return _fields_and_suffix()[0]
-
-
 def _fields_and_suffix() -> tuple[dict[str, Any], str]:
-    """The job's fields and their text suffix, made once per delivery and step in each thread: a job writes a
-    dozen lines, and each used to rebuild both."""
+    """The running job's fields in this thread (message id, job, queue, attempt, step) and their text suffix, made
+    once per delivery and step: a job writes a dozen lines, and each used to rebuild both. Do not change the dict."""
     from dramatiq.middleware import CurrentMessage
 
     message, step = CurrentMessage.get_current_message(), _step.get()
@@ -97,7 +92,7 @@ def _patch(record: Any) -> None:
         if isinstance(value, str):
             extra[name] = redact(value)
     fields, suffix = _fields_and_suffix()
-    own = [name for name in FIELDS if name in extra]  # a line may bind its own (a step's thread, a test)
+    own = any(name in extra for name in FIELDS)  # a line may bind its own (a step's thread, a test)
     for name, value in fields.items():  # our ids and names, never personal data: nothing to mask
         extra.setdefault(name, value)
     extra.setdefault("logger", record["name"])

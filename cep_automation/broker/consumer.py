@@ -63,6 +63,7 @@ def waiting() -> int:
 
 state_writer.backlog = waiting  # backed up, the job-state writes wait longer and merge
 
+
 class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
     """Dramatiq's consumer thread with the outage faults fixed (see the module docstring)."""
 
