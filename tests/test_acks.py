@@ -8,6 +8,7 @@ import uuid
 
 import dramatiq
 
+from cep_automation import backlog
 from cep_automation.broker import acks
 from cep_automation.records import idempotency
 
@@ -37,6 +38,32 @@ def test_acks_go_in_groups_and_each_keys_outcome_with_its_ack(redis_broker, redi
     batcher = acks.batcher_for(redis_broker)
     assert batcher is not None and batcher.sent_messages == 400
     assert batcher.sent_batches < 400  # eight threads finishing no-op jobs: some acks went together
+    assert unacked(redis_broker, redis_client) == 0
+
+
+def test_a_backed_up_process_gathers_acks_before_sending_them(redis_broker, redis_client):
+    ran: list[int] = []
+
+    @dramatiq.actor(actor_name="acks.gathered", queue_name="acks", broker=redis_broker)
+    def job(n: int) -> None:
+        ran.append(n)
+
+    batcher = acks.batcher_for(redis_broker)
+    assert batcher is not None and batcher.backlog is backlog.waiting  # by default, the worker's own backlog
+    batcher.backlog = lambda: 1  # as if fetched messages always waited for a thread
+    for n in range(60):
+        job.send(n)
+    worker = dramatiq.Worker(redis_broker, worker_threads=1, worker_timeout=100)
+    worker.start()
+    redis_broker.join("acks", timeout=120_000)
+    worker.join()
+    worker.stop()
+
+    assert sorted(ran) == list(range(60))
+    assert batcher.sent_messages == 60
+    # One thread, no-op jobs: without gathering nearly every ack is a round trip of its own (a batch holds what
+    # finished while the previous one was on the wire); gathering for GATHER_S puts many in each.
+    assert batcher.sent_batches * 4 <= 60
     assert unacked(redis_broker, redis_client) == 0
 
 

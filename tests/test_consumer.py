@@ -10,6 +10,7 @@ import dramatiq
 import dramatiq.brokers.redis as dramatiq_redis
 import redis
 
+from cep_automation import backlog
 from cep_automation.broker import consumer
 
 
@@ -153,15 +154,15 @@ def test_waiting_counts_fetched_messages_no_thread_has_taken_yet(redis_broker):
     try:
         assert started.wait(30)
         deadline = time.monotonic() + 10
-        while consumer.waiting() < 1 and time.monotonic() < deadline:
+        while backlog.waiting() < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
         # One runs; Dramatiq fetches two per thread, so one more waits for the thread (the other two stay in Redis).
-        assert consumer.waiting() == 1
+        assert backlog.waiting() == 1
         release.set()
         redis_broker.join("waiting", timeout=30_000)
         worker.join()
-        assert consumer.waiting() == 0
+        assert backlog.waiting() == 0
     finally:
         release.set()
         worker.stop()

@@ -186,7 +186,7 @@ def test_group_commit_confirms_each_write_and_shares_round_trips(redis_client):
 
 
 def test_a_backed_up_process_writes_job_state_less_often_so_a_jobs_writes_merge():
-    from cep_automation.broker import consumer
+    from cep_automation import backlog as process_backlog
     from cep_automation.records import state_writer
 
     backlog = [0]
@@ -199,4 +199,4 @@ def test_a_backed_up_process_writes_job_state_less_often_so_a_jobs_writes_merge(
         raise RuntimeError("gauge failed")
 
     assert StateWriter(backlog=broken).interval() == state_writer.INTERVAL_S  # a gauge cannot stop the writer
-    assert state_writer.writer.backlog is consumer.waiting  # the process's writer reads the worker's backlog
+    assert state_writer.writer.backlog is process_backlog.waiting  # the process's writer reads the worker's backlog

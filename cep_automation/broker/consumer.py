@@ -31,7 +31,6 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,24 +43,15 @@ from dramatiq.errors import ActorNotFound, BrokerConnectionError
 from dramatiq.message import Message
 from dramatiq.worker import _WorkQueueItem
 
+from cep_automation import backlog
 from cep_automation import options as opt
 from cep_automation.broker import acks
 from cep_automation.db.redis_client import evalsha, execute_loading
 from cep_automation.flow import fairness, priority
-from cep_automation.records.state_writer import writer as state_writer
 
 RESTART_DELAY_S = 1.0
 MOVE_BATCH = 500  # due delayed messages moved to their queue per pipeline
 logger = logging.getLogger("cep_automation.broker.SteadyConsumerThread")
-_work_queues: weakref.WeakSet[Any] = weakref.WeakSet()  # each worker's queue of fetched messages, in this process
-
-
-def waiting() -> int:
-    """Messages this process has fetched that wait for a free worker thread: work is backing up here."""
-    return sum(queue.qsize() for queue in list(_work_queues))
-
-
-state_writer.backlog = waiting  # backed up, the job-state writes wait longer and merge
 
 
 class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
@@ -69,7 +59,7 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _work_queues.add(self.work_queue)
+        backlog.register(self.work_queue)  # its waiting messages say whether this process is backed up
         self.holding: set[str] = set()  # redis_message_id of each message fetched and not acked or nacked yet
         self._room = threading.Event()  # set when a finished message leaves room to fetch
 
@@ -303,4 +293,4 @@ def install() -> None:
     dramatiq.worker.ConsumerThread = SteadyConsumerThread  # type: ignore[misc]  # a subclass, same signature
 
 
-__all__ = ["SteadyConsumerThread", "install", "waiting"]
+__all__ = ["SteadyConsumerThread", "install"]

@@ -1,5 +1,9 @@
 """Audit rows, written in batches by a background thread so the hot path only queues them.
 
+A batch goes every :data:`FLUSH_EVERY_S`, or every :data:`BUSY_FLUSH_EVERY_S` while the process is backed up
+(fetched messages wait for a worker thread): each batch is a transaction whose round trips compete with the
+worker threads for the GIL, and then the workers are the bottleneck.
+
 Rows that cannot be written (PostgreSQL down) stay queued and are tried again; at shutdown,
 whatever is still unwritten goes to a Redis spool that the next writer drains first.
 """
@@ -9,17 +13,20 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from cep_automation.backlog import backed_up, waiting
 from cep_automation.db import connection
 from cep_automation.records.spool import Spool
 
 logger = logging.getLogger("cep_automation.records.audit.AuditWriter")
 BATCH = 500
 FLUSH_EVERY_S = 0.2
+BUSY_FLUSH_EVERY_S = 1.0  # backed up: a kill -9 loses up to a second of rows instead of a fifth (docs/reliability.md)
 
 
 @dataclass
@@ -56,7 +63,8 @@ SPOOL = Spool("audit")
 class AuditWriter:
     """Queues rows and writes them from one thread; :meth:`close` flushes what is left."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, backlog: Callable[[], int] = waiting) -> None:
+        self.backlog = backlog  # messages fetched and waiting for a worker thread
         self._queue: queue.Queue[AuditRow] = queue.Queue()
         self._pending: list[AuditRow] = []
         self._stop = threading.Event()
@@ -73,8 +81,12 @@ class AuditWriter:
 
     def _run(self) -> None:
         self._drain_spool()
-        while not self._stop.wait(FLUSH_EVERY_S):
+        while not self._stop.wait(self.interval()):
             self.flush()
+
+    def interval(self) -> float:
+        """Seconds until the next batch: longer while the process is backed up."""
+        return BUSY_FLUSH_EVERY_S if backed_up(self.backlog) else FLUSH_EVERY_S
 
     def flush(self) -> bool:
         """Write everything queued so far; False (rows kept for later) if PostgreSQL refused."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from cep_automation.backlog import backed_up, waiting
 from cep_automation.db.redis_client import evalsha, execute_loading, get_redis, lua
 
 logger = logging.getLogger("cep_automation.records.state_writer.StateWriter")
@@ -107,8 +108,8 @@ def merged(batch: list[Op]) -> list[Op]:
 class StateWriter:
     """Queues pipeline operations and sends them from a background thread, in submission order."""
 
-    def __init__(self, backlog: Callable[[], int] = lambda: 0) -> None:
-        self.backlog = backlog  # messages fetched and waiting for a worker thread (the consumer sets it)
+    def __init__(self, backlog: Callable[[], int] = waiting) -> None:
+        self.backlog = backlog  # messages fetched and waiting for a worker thread
         self._ops: deque[Op] = deque()
         self._flush_lock = threading.Lock()
         self._pid: int | None = None
@@ -178,10 +179,7 @@ class StateWriter:
 
     def interval(self) -> float:
         """Seconds until the next batch: longer while the process is backed up."""
-        try:
-            return BUSY_INTERVAL_S if self.backlog() else INTERVAL_S
-        except Exception:  # a gauge must not stop the writer
-            return INTERVAL_S
+        return BUSY_INTERVAL_S if backed_up(self.backlog) else INTERVAL_S
 
     def flush_quietly(self) -> None:
         try:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cep_automation import telemetry
-from cep_automation.broker import consumer
+from cep_automation import backlog, telemetry
 from cep_automation.errors import PermanentError, Postponed, TransientError
 from cep_automation.log_output import step_context
 from cep_automation.records.effects import Effect, Ledger, Write
@@ -38,7 +37,7 @@ def _pool() -> tuple[ThreadPoolExecutor, FanOut]:
     with _pool_lock:
         if _executor is None or _fan_out is None:
             _executor = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="cep-step")
-            _fan_out = FanOut(POOL_THREADS, backlog=consumer.waiting)
+            _fan_out = FanOut(POOL_THREADS, backlog=backlog.waiting)
         return _executor, _fan_out
 
 

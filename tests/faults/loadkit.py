@@ -185,6 +185,23 @@ def stories(ledger: Ledger, leads: list[Lead], messages: dict[str, str]) -> list
     return lines
 
 
+def states_completed(leads: list[Lead], messages: dict[str, str], *, timeout: float = 10) -> bool:
+    """Whether every lead's job state says "completed" within ``timeout``. Job state and audit rows go in batches of
+    their own (records/state_writer.py, records/audit.py), so a job's state may land a moment after its audit row:
+    a state still "active" past ``timeout`` is a job state lost."""
+    from cep_automation.records import job_state
+
+    def all_completed() -> bool:
+        return all(job_state.get_job(messages[lead.id]).state == "completed" for lead in leads)
+
+    deadline = time.monotonic() + timeout
+    while not all_completed():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def broker_holds_nothing(redis_client: Any, namespace: str) -> bool:
     """No message of the lead queues is left anywhere in Redis: queued, delayed, fetched, or in the DLQ spool."""
     pending = [f"{namespace}:leads.msgs", f"{namespace}:leads.DQ.msgs"]

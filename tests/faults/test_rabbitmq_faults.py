@@ -15,10 +15,19 @@ import time
 
 import pytest
 from faultkit import while_threads_wait
-from loadkit import STEPS, Producer, effects_at_fakes, live_count, stories, unsettled, wait_settled
+from loadkit import (
+    STEPS,
+    Producer,
+    effects_at_fakes,
+    live_count,
+    states_completed,
+    stories,
+    unsettled,
+    wait_settled,
+)
 from test_kill_worker import THREADS, assert_replayed, kill_while_waiting_on_whatsapp
 
-from cep_automation.records import broker_state, job_state
+from cep_automation.records import broker_state
 from cep_automation.testing import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
@@ -77,7 +86,7 @@ def test_kill_9_of_a_rabbitmq_worker_loses_nothing_and_sends_each_message_once(
     assert len(lost) == 0, "\n".join(stories(ledger, lost, messages))
     assert all(ledger.completed(lead) == 1 for lead in load)
     assert all(ledger.steps[lead.id] == set(STEPS) for lead in load)
-    assert all(job_state.get_job(messages[lead.id]).state == "completed" for lead in load)
+    assert states_completed(load, messages)
     # And each provider acted once per lead: WhatsApp to the lead and to its advisor, the email, the CRM, Mailchimp
     effects = effects_at_fakes(sandbox, load)
     assert {lead.name: effects.of(lead) for lead in load} == {lead.name: (1, 1, 1, 1, True) for lead in load}
