@@ -26,9 +26,9 @@ def waiting() -> int:
     return sum(queue.qsize() for queue in list(_work_queues))
 
 
-def backed_up(gauge: Callable[[], int] = waiting) -> bool:
-    """Whether any fetched message waits for a worker thread (by ``gauge``, :func:`waiting` unless a test gives
-    its own); False if the count fails: a gauge must not stop a writer."""
+def backed_up(gauge: Callable[[], int]) -> bool:
+    """Whether ``gauge`` (a writer's :func:`waiting`, or a test's own) counts any fetched message waiting for a
+    worker thread; False if the count fails: a gauge must not stop a writer."""
     try:
         return gauge() > 0
     except Exception:

@@ -17,6 +17,15 @@ def unacked(broker, redis_client) -> int:
     return sum(redis_client.scard(name) for name in redis_client.scan_iter(match=f"{broker.namespace}:__acks__.*"))
 
 
+def run_all(broker, *, threads: int) -> None:
+    """A worker with ``threads`` threads works through the "acks" queue, then stops."""
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    broker.join("acks", timeout=120_000)
+    worker.join()
+    worker.stop()
+
+
 def test_acks_go_in_groups_and_each_keys_outcome_with_its_ack(redis_broker, redis_client):
     ran: list[int] = []
 
@@ -27,11 +36,7 @@ def test_acks_go_in_groups_and_each_keys_outcome_with_its_ack(redis_broker, redi
     keys = [f"acks-{uuid.uuid4().hex}" for _ in range(400)]
     for n, key in enumerate(keys):
         job.send_with_options(args=(n,), idempotency_key=key)
-    worker = dramatiq.Worker(redis_broker, worker_threads=8, worker_timeout=100)
-    worker.start()
-    redis_broker.join("acks", timeout=120_000)
-    worker.join()
-    worker.stop()
+    run_all(redis_broker, threads=8)
 
     assert sorted(ran) == list(range(400))
     assert {idempotency.run_state(key)["status"] for key in keys} == {"completed"}
@@ -53,11 +58,7 @@ def test_a_backed_up_process_gathers_acks_before_sending_them(redis_broker, redi
     batcher.backlog = lambda: 1  # as if fetched messages always waited for a thread
     for n in range(60):
         job.send(n)
-    worker = dramatiq.Worker(redis_broker, worker_threads=1, worker_timeout=100)
-    worker.start()
-    redis_broker.join("acks", timeout=120_000)
-    worker.join()
-    worker.stop()
+    run_all(redis_broker, threads=1)
 
     assert sorted(ran) == list(range(60))
     assert batcher.sent_messages == 60

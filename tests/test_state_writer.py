@@ -183,20 +183,3 @@ def test_group_commit_confirms_each_write_and_shares_round_trips(redis_client):
     assert len(errors) == 1 and isinstance(errors[0], redis.ResponseError), errors
     assert sum(1 for _ in redis_client.scan_iter(match=key("gc", "*"))) == 16 * 20 - 1
     assert commit.round_trips < 16 * 20  # sixteen threads writing at once: some writes went together
-
-
-def test_a_backed_up_process_writes_job_state_less_often_so_a_jobs_writes_merge():
-    from cep_automation import backlog as process_backlog
-    from cep_automation.records import state_writer
-
-    backlog = [0]
-    writer = StateWriter(backlog=lambda: backlog[0])
-    assert writer.interval() == state_writer.INTERVAL_S
-    backlog[0] = 3
-    assert writer.interval() == state_writer.BUSY_INTERVAL_S > state_writer.INTERVAL_S
-
-    def broken() -> int:
-        raise RuntimeError("gauge failed")
-
-    assert StateWriter(backlog=broken).interval() == state_writer.INTERVAL_S  # a gauge cannot stop the writer
-    assert state_writer.writer.backlog is process_backlog.waiting  # the process's writer reads the worker's backlog

@@ -186,20 +186,14 @@ def stories(ledger: Ledger, leads: list[Lead], messages: dict[str, str]) -> list
 
 
 def states_completed(leads: list[Lead], messages: dict[str, str], *, timeout: float = 10) -> bool:
-    """Whether every lead's job state says "completed" within ``timeout``. Job state and audit rows go in batches of
-    their own (records/state_writer.py, records/audit.py), so a job's state may land a moment after its audit row:
-    a state still "active" past ``timeout`` is a job state lost."""
+    """Wait until every lead's job state says "completed"; fails past ``timeout``. Job state and audit rows go in
+    batches of their own (records/state_writer.py, records/audit.py), so a job's state may land a moment after its
+    audit row: a state still "active" past ``timeout`` is a job state lost."""
     from cep_automation.records import job_state
+    from cep_automation.testing import wait_for
 
-    def all_completed() -> bool:
-        return all(job_state.get_job(messages[lead.id]).state == "completed" for lead in leads)
-
-    deadline = time.monotonic() + timeout
-    while not all_completed():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_for(lambda: all(job_state.get_job(messages[lead.id]).state == "completed" for lead in leads),
+                    timeout=timeout, what='every job state to say "completed"')
 
 
 def broker_holds_nothing(redis_client: Any, namespace: str) -> bool:

@@ -28,23 +28,6 @@ def test_close_writes_everything_queued(db):
     assert stored["metadata"] == {"steps": {"crm": {"status": "success"}}} and stored["entity_id"] == "7"
 
 
-def test_a_backed_up_process_writes_audit_rows_less_often():
-    from cep_automation import backlog as process_backlog
-    from cep_automation.records import audit
-
-    backlog = [0]
-    writer = AuditWriter(backlog=lambda: backlog[0])
-    assert writer.interval() == audit.FLUSH_EVERY_S
-    backlog[0] = 2
-    assert writer.interval() == audit.BUSY_FLUSH_EVERY_S > audit.FLUSH_EVERY_S
-
-    def broken() -> int:
-        raise RuntimeError("gauge failed")
-
-    assert AuditWriter(backlog=broken).interval() == audit.FLUSH_EVERY_S  # a gauge cannot stop the writer
-    assert AuditWriter().backlog is process_backlog.waiting
-
-
 def test_shutdown_with_postgres_down_spools_rows_and_next_writer_drains_them(db, redis_client, monkeypatch,
                                                                                cep_services):
     # Given a writer whose rows cannot be written because PostgreSQL is down at shutdown
