@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 from dramatiq import Middleware
@@ -18,6 +19,7 @@ from cep_automation.records import broker_state
 
 logger = logging.getLogger("cep_automation.middleware.FairFeeder")
 FEED_EVERY_S = 0.05
+QUEUES_EVERY_S = 1.0  # how often the feeder reads which queues are fair
 READY_PER_THREAD = 2  # as Dramatiq's own prefetch: enough that no thread waits for the feeder
 
 
@@ -46,13 +48,18 @@ class FairFeeder(Middleware):
 
     def _loop(self, broker: dramatiq.Broker, consumed: set[str] | None, ready: int) -> None:
         queues: set[str] = set()
-        passes = 0
-        while not self._stop.wait(self.every_s):
+        read_at = 0.0  # the set of fair queues changes rarely: read it once every QUEUES_EVERY_S
+        while True:
             try:
-                if passes % 20 == 0:  # the set of fair queues changes rarely: read it once a second
+                if time.monotonic() >= read_at:
+                    read_at = time.monotonic() + QUEUES_EVERY_S
                     queues = {q for q in fairness.fair_queues() if consumed is None or q in consumed}
-                passes += 1
                 for queue in queues:
                     fairness.feed(broker, queue, ready=ready)
             except Exception as exc:  # Redis away: the next pass tries again
                 logger.debug("Fair feeding skipped: %s", exc)
+            # No fair queue: nothing to do until the set is read again (waking every FEED_EVERY_S for nothing cost
+            # a busy worker 20 wake-ups a second, each taking the GIL from its jobs).
+            pause = self.every_s if queues else max(0.0, read_at - time.monotonic())
+            if self._stop.wait(pause):
+                return
