@@ -2,7 +2,8 @@
 
 A batch goes every :data:`FLUSH_EVERY_S`, or every :data:`BUSY_FLUSH_EVERY_S` while the process is backed up
 (fetched messages wait for a worker thread): each batch is a transaction whose round trips compete with the
-worker threads for the GIL, and then the workers are the bottleneck.
+worker threads for the GIL, and then the workers are the bottleneck. With nothing queued the thread sleeps
+until a row arrives: an idle worker does not wake five times a second for nothing.
 
 Rows that cannot be written (PostgreSQL down) stay queued and are tried again; at shutdown,
 whatever is still unwritten goes to a Redis spool that the next writer drains first.
@@ -68,11 +69,13 @@ class AuditWriter:
         self._queue: queue.Queue[AuditRow] = queue.Queue()
         self._pending: list[AuditRow] = []
         self._stop = threading.Event()
+        self._queued = threading.Event()  # set when a row is queued (or at close): the idle thread's alarm
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def add(self, row: AuditRow) -> None:
         self._queue.put(row)
+        self._queued.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -81,8 +84,13 @@ class AuditWriter:
 
     def _run(self) -> None:
         self._drain_spool()
-        while not self._stop.wait(self.interval()):
-            self.flush()
+        while True:
+            self._queued.wait()  # nothing to write: sleep until a row comes
+            if self._stop.wait(self.interval()):  # then let the batch gather
+                return
+            self._queued.clear()  # before the flush: a row queued during it sets it again
+            if not self.flush():
+                self._queued.set()  # rows kept (PostgreSQL refused): try again after the next interval
 
     def interval(self) -> float:
         """Seconds until the next batch: longer while the process is backed up."""
@@ -106,6 +114,7 @@ class AuditWriter:
     def close(self) -> None:
         """Stop the thread and write the rest; spool it to Redis if PostgreSQL is down."""
         self._stop.set()
+        self._queued.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if not self.flush():

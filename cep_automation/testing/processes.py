@@ -1,10 +1,12 @@
-"""Helpers for tests that drive real processes: the CLI command line and bounded waiting."""
+"""Helpers for tests that drive real processes: the CLI command line, bounded waiting, a thread's wake-ups."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,3 +24,10 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, what: str = "con
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def wake_ups(thread: threading.Thread) -> int:
+    """How many times ``thread`` of this process gave up the CPU of its own accord so far (a sleep, a wait, a
+    socket read): Linux's ``voluntary_ctxt_switches``. A background thread that polls shows it, idle or busy."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))

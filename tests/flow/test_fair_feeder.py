@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,13 +14,7 @@ from cep_automation import options as opt
 from cep_automation.db.redis_client import key
 from cep_automation.flow import fairness
 from cep_automation.middleware.fairness import QUEUES_EVERY_S, FairFeeder
-from cep_automation.testing import wait_for
-
-
-def wake_ups(thread: threading.Thread) -> int:
-    """How many times ``thread`` gave up the CPU of its own accord (a sleep, a wait, a socket read)."""
-    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+from cep_automation.testing import wait_for, wake_ups
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from cep_automation.db import close_pool
-from cep_automation.records.audit import SPOOL, AuditRow, AuditWriter
+from cep_automation.records.audit import FLUSH_EVERY_S, SPOOL, AuditRow, AuditWriter
 from cep_automation.settings import get_settings
+from cep_automation.testing import wait_for, wake_ups
 
 
 def row(n: int) -> AuditRow:
@@ -26,6 +29,44 @@ def test_close_writes_everything_queued(db):
     assert count(db) == 1200
     stored = db.execute("SELECT * FROM audit_log WHERE message_id = 'm7'").fetchone()
     assert stored["metadata"] == {"steps": {"crm": {"status": "success"}}} and stored["entity_id"] == "7"
+
+
+def test_an_idle_writer_sleeps_until_a_row_comes(db):
+    # Given a running writer with nothing to write
+    writer = AuditWriter()
+    writer.start()
+    try:
+        time.sleep(2 * FLUSH_EVERY_S)  # its start-up (the spool's drain) done
+        start = wake_ups(writer._thread)
+        time.sleep(10 * FLUSH_EVERY_S)
+        # Then it did not wake every FLUSH_EVERY_S (ten times) to find nothing
+        assert wake_ups(writer._thread) - start <= 1
+        # When a row comes, it is written without waiting for close
+        writer.add(row(1))
+        wait_for(lambda: count(db) == 1, timeout=5, what="the row to be written")
+    finally:
+        writer.close()
+
+
+def test_rows_postgres_refused_are_written_once_it_is_back(db, monkeypatch, cep_services, caplog):
+    # Given a running writer whose first batch PostgreSQL refuses
+    close_pool()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nowhere")
+    get_settings.cache_clear()
+    writer = AuditWriter()
+    writer.start()
+    try:
+        writer.add(row(1))
+        wait_for(lambda: "Audit rows not written yet" in caplog.text, timeout=30,  # the pool waits 10 s
+                 what="the refused batch")
+        # When PostgreSQL is back, with no new row to wake the writer
+        close_pool()
+        monkeypatch.setenv("DATABASE_URL", cep_services.database_url)
+        get_settings.cache_clear()
+        # Then the kept row is written while the writer runs
+        wait_for(lambda: count(db) == 1, timeout=30, what="the kept row to be written")
+    finally:
+        writer.close()
 
 
 def test_shutdown_with_postgres_down_spools_rows_and_next_writer_drains_them(db, redis_client, monkeypatch,
