@@ -127,6 +127,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
                             ("cpu_ms", "CPU worker (ms/lead)", "15.1f"), ("fakes_ms", "CPU fakes (ms/lead)", "15.1f")):
         ratio = med["ours"][key] / med["bare"][key]
         print(f"{label:24}{med['bare'][key]:{fmt}}{med['ours'][key]:{fmt}}{ratio:8.2f}")
+    paired = [o["process"] / b["process"] for b, o in zip(results["bare"], results["ours"], strict=True)]
+    print("process ratio per round (each pair run back to back): " + " ".join(f"{r:.2f}" for r in paired))
     missing = {name: sum(r["missing"] for r in rows) for name, rows in results.items()}
     print(f"leads without all their provider calls: bare {missing['bare']:.0f}, ours {missing['ours']:.0f}")
     if args.json:

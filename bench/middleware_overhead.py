@@ -95,6 +95,9 @@ def report(results: dict[str, list[tuple[float, float]]], args: argparse.Namespa
     for index, label in ((0, "enqueue (msg/s)"), (1, "process (msg/s)")):
         ratio = med["stack"][index] / med["bare"][index]
         print(f"{label:22}{med['bare'][index]:15.0f}{med['stack'][index]:15.0f}{ratio:8.2f}")
+    for index, label in ((0, "enqueue"), (1, "process")):
+        paired = [s[index] / b[index] for b, s in zip(results["bare"], results["stack"], strict=True)]
+        print(f"{label} ratio per round (each pair run back to back): " + " ".join(f"{r:.2f}" for r in paired))
     if args.json:
         print(json.dumps({"enqueue": med["stack"][0] / med["bare"][0], "process": med["stack"][1] / med["bare"][1]}))
 
