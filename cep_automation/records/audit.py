@@ -75,7 +75,8 @@ class AuditWriter:
 
     def add(self, row: AuditRow) -> None:
         self._queue.put(row)
-        self._queued.set()
+        if not self._queued.is_set():  # busy, it is set already: no lock taken per row on the job's path
+            self._queued.set()
 
     def start(self) -> None:
         self._stop.clear()
