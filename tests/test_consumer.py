@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import dramatiq
 import dramatiq.brokers.redis as dramatiq_redis
@@ -15,16 +16,24 @@ from cep_automation.broker import consumer
 from cep_automation.testing import wake_ups
 
 
-def run_delayed(broker, count: int) -> tuple[list[int], threading.Event]:
+def counting(broker, queue: str, count: int, nap_s: float = 0.0) -> tuple[Any, list[int], threading.Event]:
+    """An actor ``<queue>.count`` that notes each ``n`` it runs (after ``nap_s``); ``done`` is set at ``count``."""
     ran, lock, done = [], threading.Lock(), threading.Event()
 
-    @dramatiq.actor(actor_name="delayed.noop", queue_name="delayed", broker=broker)
-    def noop(n: int) -> None:
+    @dramatiq.actor(actor_name=f"{queue}.count", queue_name=queue, broker=broker)
+    def count_one(n: int) -> None:
+        if nap_s:
+            time.sleep(nap_s)
         with lock:
             ran.append(n)
             if len(ran) >= count:
                 done.set()
 
+    return count_one, ran, done
+
+
+def run_delayed(broker, count: int) -> tuple[list[int], threading.Event]:
+    noop, ran, done = counting(broker, "delayed", count)
     for n in range(count):
         noop.send_with_options(kwargs={"n": n}, delay=3000)  # all fetched before the first is due
     return ran, done
@@ -111,7 +120,8 @@ def test_an_entry_fetched_again_while_held_runs_once(redis_broker, redis_client)
 def test_a_busy_worker_fetches_as_soon_as_there_is_room_without_sleeping(redis_broker, monkeypatch):
     """Plain Dramatiq's consumer, holding its whole prefetch, sleeps a back-off (10 ms and more) before it looks
     again, and the worker threads run dry meanwhile; ours waits for a finished message and fetches at once."""
-    ran, lock, done, idle = [], threading.Lock(), threading.Event(), []
+    noop, ran, done = counting(redis_broker, "fetched", 2000)
+    idle: list[int] = []
     real_backoff = dramatiq_redis.compute_backoff
 
     def backoff(*args, **kwargs):  # a consumer found nothing to hand out and sleeps this long
@@ -120,14 +130,6 @@ def test_a_busy_worker_fetches_as_soon_as_there_is_room_without_sleeping(redis_b
         return real_backoff(*args, **kwargs)
 
     monkeypatch.setattr(dramatiq_redis, "compute_backoff", backoff)
-
-    @dramatiq.actor(actor_name="fetched.noop", queue_name="fetched", broker=redis_broker)
-    def noop(n: int) -> None:
-        with lock:
-            ran.append(n)
-            if len(ran) >= 2000:
-                done.set()
-
     # Given 2,000 messages waiting
     for n in range(2000):
         noop.send(n)
@@ -173,16 +175,8 @@ def test_a_busy_consumer_wakes_once_a_refill_not_once_a_message(redis_broker):
     """A consumer holding more than half its prefetch waits for room; a finished message wakes it only once there
     is room to fetch (woken for every message, it found none and waited again: a context switch and a turn of the
     GIL a message, 0.9 a lead in the ``lead.created`` benchmark)."""
-    ran, lock, done = [], threading.Lock(), threading.Event()
-
-    @dramatiq.actor(actor_name="refill.sleep", queue_name="refill", broker=redis_broker)
-    def nap(n: int) -> None:
-        time.sleep(0.002)  # long enough for the threads, not the consumer, to be the bottleneck
-        with lock:
-            ran.append(n)
-            if len(ran) >= 800:
-                done.set()
-
+    # (each run naps 2 ms: the worker threads are the bottleneck, not the consumer)
+    nap, ran, done = counting(redis_broker, "refill", 800, nap_s=0.002)
     # Given 800 messages waiting
     for n in range(800):
         nap.send(n)

@@ -117,9 +117,10 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
                 self._room.set()
 
     def _has_room(self) -> bool:
-        """Whether the consumer waiting in :meth:`_fetched` may fetch now. Waking it for every finished message
-        (to find it still holds more than half its prefetch, and wait again) cost a context switch and a turn of
-        the GIL per message: 0.9 wake-ups a lead in the ``lead.created`` benchmark, about one per refill now."""
+        """Whether the consumer may fetch now: what :meth:`_fetched` waits for, and what a finished message checks
+        before it wakes the consumer. Waking it for every finished message (to find it still holds more than half
+        its prefetch, and wait again) cost a context switch and a turn of the GIL per message: 0.9 wake-ups a lead
+        in the ``lead.created`` benchmark, about one per refill now."""
         refill_at, consumer = self._refill_at, self.consumer
         if refill_at is None or consumer is None:
             return True
@@ -168,12 +169,11 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         prefetch, the next fetch waits until it holds half or less (Dramatiq fetches as soon as one message is done:
         a round trip per message at full load). Yields None, as Dramatiq's consumer does, when there is nothing new."""
         ours = acks.batcher_for(self.broker) is not None  # a plain broker in this process fetches as Dramatiq does
-        refill_at = self.prefetch // 2 if ours and not self.queue_name.endswith(".DQ") else None
-        self._refill_at = refill_at
+        self._refill_at = self.prefetch // 2 if ours and not self.queue_name.endswith(".DQ") else None
         while True:
-            if refill_at is not None and not consumer.message_cache and consumer.outstanding_message_count > refill_at:
+            if not consumer.message_cache and not self._has_room():
                 self._room.clear()
-                if consumer.outstanding_message_count > refill_at:  # still: wait for finished messages to make room
+                if not self._has_room():  # still: wait for finished messages to make room
                     self._room.wait(timeout=self.worker_timeout / 1000)
                 yield None
                 continue
