@@ -171,7 +171,7 @@ class SteadyConsumerThread(dramatiq.worker.ConsumerThread):
         ours = acks.batcher_for(self.broker) is not None  # a plain broker in this process fetches as Dramatiq does
         self._refill_at = self.prefetch // 2 if ours and not self.queue_name.endswith(".DQ") else None
         while True:
-            if not consumer.message_cache and not self._has_room():
+            if not self._has_room() and not consumer.message_cache:  # room first: a plain consumer has no cache
                 self._room.clear()
                 if not self._has_room():  # still: wait for finished messages to make room
                     self._room.wait(timeout=self.worker_timeout / 1000)
